@@ -1,0 +1,885 @@
+"""The PCA shape model: a linear space of body meshes in the template topology.
+
+A mesh is ``mean + sum_k c_k * component_k`` where ``c`` are the (raw, unwhitened) coefficients
+in meters and the components are orthonormal rows of length ``3V``. Before fitting, the
+training meshes are rigidly aligned by generalized Procrustes analysis (rotation and
+translation; optionally scale) so that global position and orientation do not use up
+components; :meth:`ShapeModel.align` applies the same alignment to new meshes.
+
+Shapes: ``B`` meshes, ``V`` vertices, ``K`` components, ``F`` faces. Coordinates in meters.
+
+The model also stores what is needed to *sample* bodies:
+
+- ``"gaussian"``: independent ``N(0, std_k^2)`` per component (the PCA coefficient covariance
+  is diagonal);
+- ``"per-sex"``: a full-covariance Gaussian of the coefficients of each sex;
+- ``"gmm"``: a Gaussian mixture fitted on the whitened coefficients.
+
+Files are ``.npz`` archives of float32 arrays plus a JSON ``metadata`` entry, written
+atomically (see :mod:`bodyshape.fileio`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+
+from bodyshape.fileio import atomic_path, sha256_arrays
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+"""Version of the ``.npz`` layout written by :meth:`ShapeModel.save`."""
+
+SEXES = ("female", "male")
+"""The sex labels accepted by :meth:`ShapeModel.fit` (besides ``None``, unknown)."""
+
+SAMPLING_METHODS = ("gaussian", "per-sex", "gmm")
+
+SPECTRUM_LENGTH = 200
+"""How many leading variances :meth:`ShapeModel.fit` records (``cumulative_variance``)."""
+
+EXACT_SOLVER_MAX = 2000
+"""``solver="auto"`` uses an exact eigendecomposition when min(N, 3V) is at most this."""
+
+_CHUNK_ELEMENTS = 1 << 22  # float64 elements per working chunk (32 MiB)
+_RANK_TOL = 1e-10  # components with variance below this fraction of the total are dropped
+
+
+# --------------------------------------------------------------------------------------------
+# Rigid alignment
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Alignment:
+    """Result of :func:`procrustes_align`: ``vertices[b] = scale[b] * input[b] @ rotation[b].T
+    + translation[b]``.
+
+    Attributes:
+        vertices: (B, V, 3) aligned meshes, meters (float32 for float32 input, else float64).
+        rotation: (B, 3, 3) float64 proper rotations (det = +1).
+        translation: (B, 3) float64, meters.
+        scale: (B,) float64 (all ones unless scaling was asked for).
+    """
+
+    vertices: np.ndarray
+    rotation: np.ndarray
+    translation: np.ndarray
+    scale: np.ndarray
+
+    def apply(self, points: np.ndarray) -> np.ndarray:
+        """Apply the same transforms to other points: (B, P, 3) -> (B, P, 3) float64."""
+        points = np.asarray(points, dtype=np.float64)
+        if points.ndim != 3 or points.shape[0] != len(self.scale) or points.shape[2] != 3:
+            raise ValueError(f"points must be ({len(self.scale)}, P, 3), got {points.shape}")
+        rotated = points @ self.rotation.transpose(0, 2, 1)
+        return self.scale[:, None, None] * rotated + self.translation[:, None, :]
+
+
+def _check_batch(vertices: np.ndarray, name: str = "vertices") -> np.ndarray:
+    vertices = np.asarray(vertices)
+    if vertices.ndim != 3 or vertices.shape[2] != 3:
+        raise ValueError(f"{name} must be (B, V, 3), got shape {vertices.shape}")
+    if not np.issubdtype(vertices.dtype, np.floating):
+        vertices = vertices.astype(np.float64)
+    return vertices
+
+
+def _chunk_size(n_vertices: int) -> int:
+    return max(1, _CHUNK_ELEMENTS // max(1, 3 * n_vertices))
+
+
+def _iter_aligned(
+    vertices: np.ndarray, reference: np.ndarray, scale: bool
+) -> Iterator[tuple[slice, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Align ``vertices`` (B, V, 3) onto ``reference`` (V, 3) chunk by chunk.
+
+    Yields ``(batch slice, aligned (b, V, 3) float64, rotation (b, 3, 3), translation (b, 3),
+    scale (b,))``; memory stays bounded by the chunk size.
+    """
+    ref = np.asarray(reference, dtype=np.float64)
+    ref_centroid = ref.mean(axis=0)
+    ref0 = ref - ref_centroid
+    step = _chunk_size(vertices.shape[1])
+    for start in range(0, vertices.shape[0], step):
+        sl = slice(start, min(start + step, vertices.shape[0]))
+        x = vertices[sl].astype(np.float64)  # (b, V, 3), a copy
+        centroid = x.mean(axis=1)
+        x -= centroid[:, None, :]
+        cross = x.transpose(0, 2, 1) @ ref0  # (b, 3, 3) = sum_v x_v ref_v^T
+        u, sing, vt = np.linalg.svd(cross)
+        sign = np.sign(np.linalg.det(u @ vt))
+        sign[sign == 0] = 1.0
+        u[:, :, 2] *= sign[:, None]  # u @ diag(1, 1, sign)
+        rot_t = u @ vt  # R^T: aligned = x @ R^T
+        if scale:
+            trace = sing[:, 0] + sing[:, 1] + sign * sing[:, 2]
+            norm2 = np.einsum("bvi,bvi->b", x, x)
+            s = np.where(norm2 > 0, trace / np.where(norm2 > 0, norm2, 1.0), 1.0)
+        else:
+            s = np.ones(x.shape[0])
+        aligned = x @ rot_t
+        aligned *= s[:, None, None]
+        aligned += ref_centroid
+        rotation = rot_t.transpose(0, 2, 1)
+        translation = ref_centroid - s[:, None] * np.einsum("bij,bj->bi", rotation, centroid)
+        yield sl, aligned, rotation, translation, s
+
+
+def procrustes_align(vertices: np.ndarray, reference: np.ndarray, scale: bool = False) -> Alignment:
+    """Rigidly align each mesh onto a reference (Kabsch / Umeyama, proper rotations only).
+
+    Args:
+        vertices: (B, V, 3) meshes in the template topology, meters.
+        reference: (V, 3) target mesh, meters.
+        scale: also fit one isotropic scale per mesh (off by default: body size is shape).
+
+    Returns:
+        :class:`Alignment` with the aligned meshes (whose centroids are the reference's) and
+        the transforms that minimise the sum of squared vertex distances to the reference.
+    """
+    vertices = _check_batch(vertices)
+    reference = np.asarray(reference)
+    if reference.shape != vertices.shape[1:]:
+        raise ValueError(f"reference must be {vertices.shape[1:]}, got {reference.shape}")
+    n = vertices.shape[0]
+    out = np.empty(vertices.shape, dtype=np.result_type(vertices.dtype, np.float32))
+    rotation = np.empty((n, 3, 3))
+    translation = np.empty((n, 3))
+    scales = np.empty(n)
+    for sl, aligned, rot, trans, s in _iter_aligned(vertices, reference, scale):
+        out[sl] = aligned
+        rotation[sl] = rot
+        translation[sl] = trans
+        scales[sl] = s
+    return Alignment(out, rotation, translation, scales)
+
+
+def _generalized_procrustes(
+    vertices: np.ndarray, scale: bool, tol: float = 1e-6, max_iter: int = 20
+) -> np.ndarray:
+    """Align all meshes onto their common mean (generalized Procrustes analysis).
+
+    Starts from the plain mean (which keeps the data's frame, e.g. anny's) and iterates
+    "align onto the mean, re-average" until the mean moves less than ``tol`` meters RMS.
+    Returns the aligned meshes as a new (N, V*3) float32 array (the only full-size copy).
+    """
+    n, v, _ = vertices.shape
+    reference = vertices.mean(axis=0, dtype=np.float64)
+    ref_size = np.sqrt(((reference - reference.mean(axis=0)) ** 2).sum())
+    for it in range(max_iter):
+        total = np.zeros((v, 3))
+        for _, aligned, *_ in _iter_aligned(vertices, reference, scale):
+            total += aligned.sum(axis=0)
+        new = total / n
+        if scale:  # GPA with scaling shrinks the mean: keep the initial size
+            centroid = new.mean(axis=0)
+            size = np.sqrt(((new - centroid) ** 2).sum())
+            new = centroid + (new - centroid) * (ref_size / size)
+        delta = float(np.sqrt(((new - reference) ** 2).sum(axis=1).mean()))
+        reference = new
+        logger.debug("procrustes iteration %d: mean moved %.3g m RMS", it + 1, delta)
+        if delta < tol:
+            break
+    else:
+        logger.warning("generalized Procrustes did not converge in %d iterations", max_iter)
+    out = np.empty((n, 3 * v), dtype=np.float32)
+    for sl, aligned, *_ in _iter_aligned(vertices, reference, scale):
+        out[sl] = aligned.reshape(aligned.shape[0], -1)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Principal axes
+# --------------------------------------------------------------------------------------------
+
+
+def _orthonormal(a: np.ndarray) -> np.ndarray:
+    return np.linalg.qr(a.astype(np.float64))[0]
+
+
+def _principal_axes(
+    x: np.ndarray, n_spectrum: int, n_axes: int, solver: str, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Leading principal axes of centered data ``x`` (N, D).
+
+    Returns ``(variances (n_spectrum,) float64, axes (n_axes, D) float64)``, variances in
+    decreasing order with ``ddof=1``; axes orthonormal rows.
+    """
+    n, d = x.shape
+    if solver == "auto":
+        solver = "exact" if min(n, d) <= EXACT_SOLVER_MAX else "randomized"
+    if solver == "exact":
+        if n <= d:  # Gram matrix N x N
+            x64 = x.astype(np.float64)
+            gram = x64 @ x64.T
+            evals, evecs = np.linalg.eigh(gram)
+            evals, evecs = evals[::-1], evecs[:, ::-1]
+            evals = np.clip(evals, 0.0, None)
+            s = np.sqrt(evals[:n_axes])
+            axes = (x64.T @ evecs[:, :n_axes]) / np.where(s > 0, s, 1.0)
+            axes = axes.T
+        else:  # covariance D x D
+            x64 = x.astype(np.float64)
+            evals, evecs = np.linalg.eigh(x64.T @ x64)
+            evals, evecs = np.clip(evals[::-1], 0.0, None), evecs[:, ::-1]
+            axes = evecs[:, :n_axes].T
+        return evals[:n_spectrum] / (n - 1), np.ascontiguousarray(axes)
+    if solver != "randomized":
+        raise ValueError(f"solver must be 'auto', 'exact' or 'randomized', got {solver!r}")
+    # Randomized range finder with power iterations (Halko et al. 2011), float32 products.
+    width = min(n_spectrum + 20, n, d)
+    omega = rng.standard_normal((d, width), dtype=np.float32)
+    y = x @ omega
+    for _ in range(4):
+        q = _orthonormal(y).astype(np.float32)
+        z = _orthonormal(x.T @ q).astype(np.float32)
+        y = x @ z
+    q = _orthonormal(y).astype(np.float32)
+    b = (x.T @ q).T.astype(np.float64)  # (width, D) = Q^T X
+    _, sing, vt = np.linalg.svd(b, full_matrices=False)
+    return sing[:n_spectrum] ** 2 / (n - 1), vt[:n_axes]
+
+
+def _fix_signs(axes: np.ndarray) -> np.ndarray:
+    """Deterministic signs: the largest-magnitude entry of each axis is positive."""
+    idx = np.argmax(np.abs(axes), axis=1)
+    signs = np.sign(axes[np.arange(len(axes)), idx])
+    signs[signs == 0] = 1.0
+    return axes * signs[:, None]
+
+
+def _sqrt_psd(cov: np.ndarray) -> np.ndarray:
+    """(..., K, K) symmetric PSD -> L with L @ L.T == cov (eigendecomposition, float64)."""
+    cov = np.asarray(cov, dtype=np.float64)
+    cov = 0.5 * (cov + np.swapaxes(cov, -1, -2))
+    evals, evecs = np.linalg.eigh(cov)
+    return evecs * np.sqrt(np.clip(evals, 0.0, None))[..., None, :]
+
+
+# --------------------------------------------------------------------------------------------
+# Model
+# --------------------------------------------------------------------------------------------
+
+
+def _frozen(a: Any, dtype, ndim: int, name: str) -> np.ndarray:
+    a = np.array(a, dtype=dtype, order="C")  # always a private copy
+    if a.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {a.shape}")
+    a.setflags(write=False)
+    return a
+
+
+@dataclass(frozen=True, eq=False)
+class SexStats:
+    """Full-covariance Gaussians of the *whitened* coefficients of each sex.
+
+    Attributes:
+        sexes: (S,) the sex labels present, e.g. ``("female", "male")``.
+        counts: (S,) int64 number of training meshes of each sex.
+        means: (S, K) float32 mean whitened coefficients.
+        covariances: (S, K, K) float32 covariance of the whitened coefficients (ddof=1).
+    """
+
+    sexes: tuple[str, ...]
+    counts: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray
+
+    def __post_init__(self):
+        object.__setattr__(self, "sexes", tuple(str(s) for s in self.sexes))
+        object.__setattr__(self, "counts", _frozen(self.counts, np.int64, 1, "sex counts"))
+        object.__setattr__(self, "means", _frozen(self.means, np.float32, 2, "sex means"))
+        object.__setattr__(
+            self, "covariances", _frozen(self.covariances, np.float32, 3, "sex covariances")
+        )
+        s, k = self.means.shape
+        if len(self.sexes) != s or self.counts.shape != (s,) or self.covariances.shape != (s, k, k):
+            raise ValueError("inconsistent per-sex statistics shapes")
+        if not set(self.sexes) <= set(SEXES) or len(set(self.sexes)) != s or s == 0:
+            raise ValueError(f"per-sex statistics need distinct sexes among {SEXES}, got {self.sexes}")
+
+
+@dataclass(frozen=True, eq=False)
+class MixtureParams:
+    """A Gaussian mixture over the *whitened* coefficients (fitted with scikit-learn).
+
+    Attributes:
+        weights: (M,) float32, sum 1.
+        means: (M, K) float32.
+        covariances: (M, K, K) float32 full covariances.
+    """
+
+    weights: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray
+
+    def __post_init__(self):
+        object.__setattr__(self, "weights", _frozen(self.weights, np.float32, 1, "gmm weights"))
+        object.__setattr__(self, "means", _frozen(self.means, np.float32, 2, "gmm means"))
+        object.__setattr__(
+            self, "covariances", _frozen(self.covariances, np.float32, 3, "gmm covariances")
+        )
+        m, k = self.means.shape
+        if m == 0 or self.weights.shape != (m,) or self.covariances.shape != (m, k, k):
+            raise ValueError("inconsistent mixture parameter shapes")
+
+
+@dataclass(frozen=True, eq=False)
+class SampledShapes:
+    """Bodies drawn from a :class:`ShapeModel`.
+
+    Attributes:
+        coeffs: (n, K) float32 raw coefficients, meters.
+        vertices: (n, V, 3) float32 meshes, meters (in the model's aligned frame).
+        sex: per-sample sex labels for ``method="per-sex"``, else None.
+    """
+
+    coeffs: np.ndarray
+    vertices: np.ndarray
+    sex: tuple[str, ...] | None
+
+
+@dataclass(frozen=True, eq=False)
+class ShapeModel:
+    """A PCA shape model in the template topology.
+
+    Attributes:
+        mean: (V, 3) float32 mean mesh, meters.
+        components: (K, 3V) float32 orthonormal rows (vertex-major: x0, y0, z0, x1, ...).
+        std: (K,) float32 standard deviation (ddof=1) of the training coefficients, meters.
+        explained_variance_ratio: (K,) float32 fraction of the total variance per component.
+        cumulative_variance: (S,) float32, S >= K: cumulative explained variance ratio of the
+            leading S principal directions of the training set (S = max(K, min(200, rank))),
+            so that "components needed for 99 %" is known even beyond K.
+        faces: (F, 3) int32.
+        template_hash: hash of the template the meshes are registered to.
+        landmark_names: the template's landmark names.
+        sources: JSON-able summary of the training sources (counts, topologies, ...).
+        n_training: number of training meshes.
+        total_variance: total variance of the (aligned) training meshes, m^2 (sum over 3V).
+        aligned: whether the training meshes were Procrustes-aligned before fitting.
+        align_scale: whether that alignment included a scale.
+        coeff_stats: per-sex Gaussians of the whitened coefficients, or None.
+        mixture: Gaussian mixture over the whitened coefficients, or None.
+    """
+
+    mean: np.ndarray
+    components: np.ndarray
+    std: np.ndarray
+    explained_variance_ratio: np.ndarray
+    cumulative_variance: np.ndarray
+    faces: np.ndarray
+    template_hash: str
+    landmark_names: tuple[str, ...] = ()
+    sources: Mapping[str, Any] = field(default_factory=dict)
+    n_training: int = 0
+    total_variance: float = 0.0
+    aligned: bool = True
+    align_scale: bool = False
+    coeff_stats: SexStats | None = None
+    mixture: MixtureParams | None = None
+
+    def __post_init__(self):
+        set_ = functools.partial(object.__setattr__, self)
+        set_("mean", _frozen(self.mean, np.float32, 2, "mean"))
+        set_("components", _frozen(self.components, np.float32, 2, "components"))
+        set_("std", _frozen(self.std, np.float32, 1, "std"))
+        set_("explained_variance_ratio", _frozen(self.explained_variance_ratio, np.float32, 1, "explained_variance_ratio"))
+        set_("cumulative_variance", _frozen(self.cumulative_variance, np.float32, 1, "cumulative_variance"))
+        set_("faces", _frozen(self.faces, np.int32, 2, "faces"))
+        set_("template_hash", str(self.template_hash))
+        set_("landmark_names", tuple(str(n) for n in self.landmark_names))
+        set_("sources", json.loads(json.dumps(self.sources)))  # JSON-able, private copy
+        set_("n_training", int(self.n_training))
+        set_("total_variance", float(self.total_variance))
+        set_("aligned", bool(self.aligned))
+        set_("align_scale", bool(self.align_scale))
+        v = self.mean.shape[0]
+        k = self.components.shape[0]
+        if self.mean.shape != (v, 3):
+            raise ValueError(f"mean must be (V, 3), got {self.mean.shape}")
+        if self.components.shape != (k, 3 * v) or k == 0:
+            raise ValueError(f"components must be (K>0, {3 * v}), got {self.components.shape}")
+        if self.std.shape != (k,) or self.explained_variance_ratio.shape != (k,):
+            raise ValueError(f"std and explained_variance_ratio must be ({k},)")
+        if not np.all(self.std > 0):
+            raise ValueError("std must be positive")
+        if self.cumulative_variance.shape[0] < k:
+            raise ValueError(f"cumulative_variance must have at least {k} entries")
+        if self.faces.shape[1:] != (3,) or (self.faces.size and (self.faces.min() < 0 or self.faces.max() >= v)):
+            raise ValueError("faces must be (F, 3) indices into the mean's vertices")
+        for stats, what in ((self.coeff_stats, "coeff_stats"), (self.mixture, "mixture")):
+            if stats is not None and stats.means.shape[1] != k:
+                raise ValueError(f"{what} has {stats.means.shape[1]} dimensions, model has {k}")
+
+    # ---- basic properties ------------------------------------------------------------------
+
+    @property
+    def n_vertices(self) -> int:
+        return self.mean.shape[0]
+
+    @property
+    def n_components(self) -> int:
+        return self.components.shape[0]
+
+    @functools.cached_property
+    def model_hash(self) -> str:
+        """First 16 hex digits of the SHA-256 of mean, components and std (float32)."""
+        return sha256_arrays(self.mean, self.components, self.std)[:16]
+
+    def components_for(self, fraction: float) -> int | None:
+        """Fewest leading components explaining ``fraction`` of the training variance, or None
+        if the recorded spectrum (``cumulative_variance``) does not reach it."""
+        hits = np.nonzero(self.cumulative_variance >= fraction - 1e-7)[0]
+        return int(hits[0]) + 1 if hits.size else None
+
+    # ---- fitting -----------------------------------------------------------------------------
+
+    @classmethod
+    def fit(
+        cls,
+        vertices: np.ndarray,
+        faces: np.ndarray,
+        template_hash: str,
+        landmark_names: Sequence[str] = (),
+        n_components: int = 50,
+        *,
+        sexes: Sequence[str | None] | None = None,
+        sources: Mapping[str, Any] | None = None,
+        align: bool = True,
+        align_scale: bool = False,
+        n_mixture: int = 0,
+        solver: str = "auto",
+        rng: np.random.Generator | None = None,
+    ) -> "ShapeModel":
+        """Fit the model on registered meshes.
+
+        Args:
+            vertices: (N, V, 3) training meshes in the template topology, meters (float32
+                preferred: one aligned float32 copy of N x 3V is made, ~1.1 GB for N = 7,000).
+            faces: (F, 3) template faces.
+            template_hash: hash of the template (:attr:`Template.hash`).
+            landmark_names: the template's landmark names.
+            n_components: K; reduced (with a warning) to the numerical rank of the data.
+            sexes: per mesh "female", "male" or None (unknown); enables ``"per-sex"`` sampling.
+            sources: JSON-able summary of where the meshes come from.
+            align: Procrustes-align the meshes onto their mean first (generalized Procrustes).
+            align_scale: include an isotropic scale in that alignment (removes body size!).
+            n_mixture: number of Gaussian-mixture components for ``"gmm"`` sampling (0: none).
+            solver: "exact" (eigendecomposition of the Gram/covariance matrix), "randomized"
+                (randomized SVD, for large data) or "auto" (exact when min(N, 3V) <= 2000).
+            rng: source of randomness (randomized SVD, mixture initialisation); defaults to
+                ``np.random.default_rng(0)`` so that fitting is reproducible.
+        """
+        t0 = time.perf_counter()
+        rng = np.random.default_rng(0) if rng is None else rng
+        vertices = _check_batch(vertices)
+        n, v, _ = vertices.shape
+        if n < 2:
+            raise ValueError(f"need at least 2 training meshes, got {n}")
+        if n_components < 1:
+            raise ValueError(f"n_components must be >= 1, got {n_components}")
+        sex_labels = None
+        if sexes is not None:
+            sex_labels = list(sexes)
+            if len(sex_labels) != n:
+                raise ValueError(f"sexes has {len(sex_labels)} entries for {n} meshes")
+            bad = {s for s in sex_labels if s is not None and s not in SEXES}
+            if bad:
+                raise ValueError(f"unknown sex labels {sorted(map(str, bad))}; use {SEXES} or None")
+        if n_mixture < 0 or n_mixture > n:
+            raise ValueError(f"n_mixture must be in [0, {n}], got {n_mixture}")
+
+        # Aligned (or copied) float32 data, centered in place.
+        if align:
+            x = _generalized_procrustes(vertices, scale=align_scale)
+        else:
+            x = np.array(vertices.reshape(n, 3 * v), dtype=np.float32, order="C")
+        t_align = time.perf_counter()
+        mean = x.mean(axis=0, dtype=np.float64)
+        total_ss = 0.0
+        step = _chunk_size(v)
+        for start in range(0, n, step):
+            chunk = x[start : start + step]
+            chunk -= mean.astype(np.float32)
+            total_ss += float(np.einsum("ij,ij->", chunk, chunk, dtype=np.float64))
+        total_variance = total_ss / (n - 1)
+        if total_variance <= 0:
+            raise ValueError("the training meshes are all identical (zero variance)")
+
+        max_rank = min(n - 1, 3 * v)
+        n_spectrum = min(max(SPECTRUM_LENGTH, n_components), max_rank)
+        n_axes = min(n_components, max_rank)
+        variances, axes = _principal_axes(x, n_spectrum, n_axes, solver, rng)
+        rank = int(np.sum(variances > _RANK_TOL * total_variance))
+        if rank < n_components:
+            logger.warning(
+                "n_components=%d reduced to %d (numerical rank of %d meshes)", n_components, rank, n
+            )
+        k = min(n_components, rank)
+        if k == 0:
+            raise ValueError("the training meshes have no usable variance")
+        components = _fix_signs(axes[:k]).astype(np.float32)
+        t_pca = time.perf_counter()
+
+        coeffs = (x @ components.T).astype(np.float64)  # (N, K)
+        del x
+        std = coeffs.std(axis=0, ddof=1)
+        whitened = coeffs / std
+        ratio = variances / total_variance
+        cumulative = np.cumsum(ratio)
+
+        coeff_stats = None
+        if sex_labels is not None:
+            present, counts, means, covs = [], [], [], []
+            for sex in SEXES:
+                mask = np.array([s == sex for s in sex_labels])
+                count = int(mask.sum())
+                if count == 0:
+                    continue
+                if count < 2:
+                    logger.warning("only %d %s mesh: no per-sex statistics for it", count, sex)
+                    continue
+                if count <= k:
+                    logger.warning("%d %s meshes for %d components: singular covariance", count, sex, k)
+                present.append(sex)
+                counts.append(count)
+                means.append(whitened[mask].mean(axis=0))
+                covs.append(np.cov(whitened[mask], rowvar=False, ddof=1).reshape(k, k))
+            if present:
+                coeff_stats = SexStats(tuple(present), np.array(counts), np.array(means), np.array(covs))
+
+        mixture = None
+        if n_mixture > 0:
+            from sklearn.mixture import GaussianMixture
+
+            gmm = GaussianMixture(
+                n_components=n_mixture,
+                covariance_type="full",
+                random_state=int(rng.integers(0, 2**31 - 1)),
+            ).fit(whitened)
+            if not gmm.converged_:
+                logger.warning("the Gaussian mixture did not converge")
+            mixture = MixtureParams(gmm.weights_ / gmm.weights_.sum(), gmm.means_, gmm.covariances_)
+
+        model = cls(
+            mean=mean.reshape(v, 3),
+            components=components,
+            std=std,
+            explained_variance_ratio=ratio[:k],
+            cumulative_variance=cumulative,
+            faces=faces,
+            template_hash=template_hash,
+            landmark_names=tuple(landmark_names),
+            sources=dict(sources or {}),
+            n_training=n,
+            total_variance=total_variance,
+            aligned=align,
+            align_scale=align_scale,
+            coeff_stats=coeff_stats,
+            mixture=mixture,
+        )
+        t_end = time.perf_counter()
+        logger.info(
+            "fitted %d components on %d meshes x %d vertices in %.1f s "
+            "(alignment %.1f s, PCA %.1f s); %.1f%% variance explained",
+            k, n, v, t_end - t0, t_align - t0, t_pca - t_align, 100 * cumulative[k - 1],
+        )
+        return model
+
+    # ---- encoding ----------------------------------------------------------------------------
+
+    def align(self, vertices: np.ndarray) -> Alignment:
+        """Procrustes-align meshes (B, V, 3) onto the mean, as the fit aligned its data."""
+        return procrustes_align(vertices, self.mean, scale=self.align_scale)
+
+    def _check_k(self, n_components: int | None) -> int:
+        k = self.n_components if n_components is None else int(n_components)
+        if not 0 <= k <= self.n_components:
+            raise ValueError(f"n_components must be in [0, {self.n_components}], got {k}")
+        return k
+
+    def encode(
+        self, vertices: np.ndarray, n_components: int | None = None, *, align: bool = False
+    ) -> np.ndarray:
+        """Project meshes onto the components: (B, V, 3) -> (B, k) raw coefficients, meters.
+
+        A pure linear projection; with ``align=True`` the meshes are first Procrustes-aligned
+        onto the mean (:meth:`align`), which is what meshes in an arbitrary frame need.
+        Float32 input gives float32 output, float64 gives float64.
+        """
+        vertices = _check_batch(vertices)
+        if vertices.shape[1:] != self.mean.shape:
+            raise ValueError(f"vertices must be (B, {self.n_vertices}, 3), got {vertices.shape}")
+        if align:
+            vertices = self.align(vertices).vertices
+        k = self._check_k(n_components)
+        dtype = np.result_type(vertices.dtype, np.float32)
+        comps = self.components[:k].astype(dtype, copy=False)
+        mean = self.mean.astype(dtype, copy=False)
+        b = vertices.shape[0]
+        out = np.empty((b, k), dtype=dtype)
+        step = _chunk_size(self.n_vertices)
+        for start in range(0, b, step):
+            centered = vertices[start : start + step].astype(dtype) - mean
+            out[start : start + step] = centered.reshape(centered.shape[0], -1) @ comps.T
+        return out
+
+    def decode(self, coeffs: np.ndarray) -> np.ndarray:
+        """Meshes from coefficients: (B, k) -> (B, V, 3), meters, k <= K (missing ones are 0).
+
+        Float32 coefficients give float32 meshes, float64 give float64.
+        """
+        coeffs = np.asarray(coeffs)
+        if coeffs.ndim != 2:
+            raise ValueError(f"coeffs must be (B, k), got shape {coeffs.shape}")
+        k = self._check_k(coeffs.shape[1])
+        dtype = np.result_type(coeffs.dtype, np.float32)
+        flat = coeffs.astype(dtype, copy=False) @ self.components[:k].astype(dtype, copy=False)
+        flat += self.mean.reshape(-1).astype(dtype, copy=False)
+        return flat.reshape(coeffs.shape[0], self.n_vertices, 3)
+
+    def whiten(self, coeffs: np.ndarray) -> np.ndarray:
+        """Raw coefficients (..., k) -> unit-variance coefficients (divide by std[:k])."""
+        coeffs = np.asarray(coeffs)
+        return coeffs / self.std[: self._check_k(coeffs.shape[-1])]
+
+    def unwhiten(self, whitened: np.ndarray) -> np.ndarray:
+        """Unit-variance coefficients (..., k) -> raw coefficients, meters (times std[:k])."""
+        whitened = np.asarray(whitened)
+        return whitened * self.std[: self._check_k(whitened.shape[-1])]
+
+    # ---- sampling ----------------------------------------------------------------------------
+
+    def sample(
+        self,
+        n: int,
+        rng: np.random.Generator,
+        method: str = "gaussian",
+        sex: str | None = None,
+    ) -> SampledShapes:
+        """Draw ``n`` bodies.
+
+        Args:
+            n: number of samples.
+            rng: the only source of randomness.
+            method: "gaussian" (independent N(0, std^2) per component), "per-sex" (full
+                Gaussian per sex, sex drawn with the training proportions unless ``sex`` is
+                given) or "gmm" (the Gaussian mixture fitted with ``n_mixture > 0``).
+            sex: force "female" or "male" (``method="per-sex"`` only).
+        """
+        if method not in SAMPLING_METHODS:
+            raise ValueError(f"method must be one of {SAMPLING_METHODS}, got {method!r}")
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError("rng must be a numpy.random.Generator")
+        if sex is not None and method != "per-sex":
+            raise ValueError("sex can only be forced with method='per-sex'")
+        n = int(n)
+        k = self.n_components
+        labels = None
+        if method == "gaussian":
+            whitened = rng.standard_normal((n, k))
+        elif method == "per-sex":
+            stats = self.coeff_stats
+            if stats is None:
+                raise ValueError("this model has no per-sex statistics (fit with sexes=...)")
+            if sex is None:
+                p = stats.counts / stats.counts.sum()
+                which = rng.choice(len(stats.sexes), size=n, p=p)
+            else:
+                if sex not in stats.sexes:
+                    raise ValueError(f"no statistics for sex {sex!r}; the model has {stats.sexes}")
+                which = np.full(n, stats.sexes.index(sex))
+            z = rng.standard_normal((n, k))
+            roots = _sqrt_psd(stats.covariances)
+            whitened = stats.means.astype(np.float64)[which] + np.einsum("nij,nj->ni", roots[which], z)
+            labels = tuple(stats.sexes[i] for i in which)
+        else:
+            mix = self.mixture
+            if mix is None:
+                raise ValueError("this model has no Gaussian mixture (fit with n_mixture > 0)")
+            p = mix.weights.astype(np.float64)
+            which = rng.choice(len(p), size=n, p=p / p.sum())
+            z = rng.standard_normal((n, k))
+            roots = _sqrt_psd(mix.covariances)
+            whitened = mix.means.astype(np.float64)[which] + np.einsum("nij,nj->ni", roots[which], z)
+        coeffs = (whitened * self.std.astype(np.float64)).astype(np.float32)
+        return SampledShapes(coeffs, self.decode(coeffs), labels)
+
+    # ---- files -------------------------------------------------------------------------------
+
+    def _metadata(self) -> dict:
+        return {
+            "format_version": FORMAT_VERSION,
+            "template_hash": self.template_hash,
+            "landmark_names": list(self.landmark_names),
+            "sources": self.sources,
+            "n_training": self.n_training,
+            "total_variance": self.total_variance,
+            "aligned": self.aligned,
+            "align_scale": self.align_scale,
+            "sexes": list(self.coeff_stats.sexes) if self.coeff_stats else [],
+            "sex_counts": [int(c) for c in self.coeff_stats.counts] if self.coeff_stats else [],
+            "model_hash": self.model_hash,
+        }
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the model to an ``.npz`` file, atomically."""
+        k = self.n_components
+        stats, mix = self.coeff_stats, self.mixture
+        arrays = {
+            "mean": self.mean,
+            "components": self.components,
+            "std": self.std,
+            "explained_variance_ratio": self.explained_variance_ratio,
+            "cumulative_variance": self.cumulative_variance,
+            "faces": self.faces,
+            "sex_means": stats.means if stats else np.zeros((0, k), np.float32),
+            "sex_covariances": stats.covariances if stats else np.zeros((0, k, k), np.float32),
+            "gmm_weights": mix.weights if mix else np.zeros((0,), np.float32),
+            "gmm_means": mix.means if mix else np.zeros((0, k), np.float32),
+            "gmm_covariances": mix.covariances if mix else np.zeros((0, k, k), np.float32),
+            "metadata": np.array(json.dumps(self._metadata(), sort_keys=True)),
+        }
+        path = Path(path)
+        if path.suffix != ".npz":
+            raise ValueError(f"{path}: shape model files must end in .npz")
+        with atomic_path(path) as tmp:
+            np.savez(tmp, **arrays)
+        logger.info("saved shape model %s to %s", self.model_hash, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "ShapeModel":
+        """Read a model written by :meth:`save` (ValueError naming the file if it cannot)."""
+        path = Path(path)
+        if not path.is_file():
+            raise ValueError(f"{path}: shape model file not found")
+        with open(path, "rb") as f:
+            magic = f.read(4)
+        if magic != b"PK\x03\x04":
+            raise ValueError(f"{path}: not a shape model .npz file (not a zip archive)")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                missing = [key for key in _REQUIRED_KEYS if key not in data.files]
+                arrays = {key: data[key] for key in _REQUIRED_KEYS if key in data.files}
+        except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
+            raise ValueError(f"{path}: cannot read the shape model .npz: {exc}") from exc
+        if missing:
+            raise ValueError(f"{path}: not a shape model file, missing keys {missing}")
+        try:
+            meta = json.loads(str(arrays["metadata"][()]))
+            version = meta["format_version"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}: unreadable shape model metadata: {exc}") from exc
+        if version != FORMAT_VERSION:
+            raise ValueError(
+                f"{path}: shape model format version {version}, this code reads {FORMAT_VERSION}"
+            )
+        try:
+            stats = None
+            if meta["sexes"]:
+                stats = SexStats(
+                    tuple(meta["sexes"]), np.array(meta["sex_counts"]),
+                    arrays["sex_means"], arrays["sex_covariances"],
+                )
+            mixture = None
+            if arrays["gmm_weights"].size:
+                mixture = MixtureParams(
+                    arrays["gmm_weights"], arrays["gmm_means"], arrays["gmm_covariances"]
+                )
+            model = cls(
+                mean=arrays["mean"],
+                components=arrays["components"],
+                std=arrays["std"],
+                explained_variance_ratio=arrays["explained_variance_ratio"],
+                cumulative_variance=arrays["cumulative_variance"],
+                faces=arrays["faces"],
+                template_hash=meta["template_hash"],
+                landmark_names=tuple(meta["landmark_names"]),
+                sources=meta["sources"],
+                n_training=meta["n_training"],
+                total_variance=meta["total_variance"],
+                aligned=meta["aligned"],
+                align_scale=meta["align_scale"],
+                coeff_stats=stats,
+                mixture=mixture,
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ValueError(f"{path}: invalid shape model: {exc!r}") from exc
+        if meta.get("model_hash", model.model_hash) != model.model_hash:
+            raise ValueError(f"{path}: model hash mismatch (file corrupted?)")
+        return model
+
+    # ---- reporting ---------------------------------------------------------------------------
+
+    def summary(self) -> str:
+        """Multi-line human-readable description."""
+        k = self.n_components
+        cum = self.cumulative_variance
+        lines = [
+            f"PCA shape model {self.model_hash} (format {FORMAT_VERSION})",
+            f"  template: {self.template_hash}, {self.n_vertices} vertices, "
+            f"{len(self.faces)} faces, {len(self.landmark_names)} landmarks",
+            f"  training meshes: {self.n_training}, alignment: "
+            + ("rigid + scale" if self.aligned and self.align_scale else "rigid" if self.aligned else "none"),
+            f"  components: {k}, std {self.std[0] * 1000:.1f} mm (first) .. "
+            f"{self.std[-1] * 1000:.2f} mm (last), total variance {self.total_variance:.4g} m^2",
+        ]
+        parts = [f"{n}: {100 * cum[n - 1]:.2f}%" for n in (10, 20, 50) if n <= len(cum)]
+        lines.append("  explained variance at " + (", ".join(parts) if parts else "-")
+                     + f"; with all {k} components: {100 * cum[k - 1]:.2f}%")
+        for frac in (0.95, 0.99):
+            needed = self.components_for(frac)
+            text = str(needed) if needed is not None else f"more than {len(cum)}"
+            lines.append(f"  components for {100 * frac:.0f}% of the variance: {text}")
+        if self.coeff_stats is not None:
+            counts = ", ".join(f"{s} {c}" for s, c in zip(self.coeff_stats.sexes, self.coeff_stats.counts))
+            lines.append(f"  per-sex statistics: {counts}")
+        if self.mixture is not None:
+            lines.append(f"  Gaussian mixture: {len(self.mixture.weights)} components")
+        lines.append(f"  sources: {json.dumps(self.sources, sort_keys=True)}")
+        return "\n".join(lines)
+
+
+_REQUIRED_KEYS = (
+    "mean", "components", "std", "explained_variance_ratio", "cumulative_variance", "faces",
+    "sex_means", "sex_covariances", "gmm_weights", "gmm_means", "gmm_covariances", "metadata",
+)
+
+
+def reconstruction_error(
+    model: ShapeModel, vertices: np.ndarray, n_components: int | None = None
+) -> np.ndarray:
+    """Mean per-vertex Euclidean distance (meters) between meshes and their reconstruction.
+
+    Args:
+        model: the shape model.
+        vertices: (B, V, 3) meshes, meters. They are Procrustes-aligned onto the mean first if
+            the model's training data were (the error is measured in that aligned frame).
+        n_components: use only the first n components (default all K).
+
+    Returns:
+        (B,) float64 mean vertex distance, meters.
+    """
+    vertices = _check_batch(vertices)
+    out = np.empty(vertices.shape[0])
+    step = _chunk_size(model.n_vertices)
+    for start in range(0, vertices.shape[0], step):
+        chunk = vertices[start : start + step]
+        if model.aligned:
+            chunk = model.align(chunk).vertices
+        chunk = chunk.astype(np.float64)
+        recon = model.decode(model.encode(chunk, n_components))
+        out[start : start + step] = np.linalg.norm(recon - chunk, axis=2).mean(axis=1)
+    return out
