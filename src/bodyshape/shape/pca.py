@@ -48,8 +48,12 @@ SAMPLING_METHODS = ("gaussian", "per-sex", "gmm")
 SPECTRUM_LENGTH = 200
 """How many leading variances :meth:`ShapeModel.fit` records (``cumulative_variance``)."""
 
-EXACT_SOLVER_MAX = 2000
+EXACT_SOLVER_MAX = 1000
 """``solver="auto"`` uses an exact eigendecomposition when min(N, 3V) is at most this."""
+
+RANDOMIZED_POWER_ITERATIONS = 2
+"""Power iterations of the randomized solver (accurate for the leading components of spectra
+that decay like body shapes'; the tail of the 200-long recorded spectrum is approximate)."""
 
 _CHUNK_ELEMENTS = 1 << 22  # float64 elements per working chunk (32 MiB)
 _RANK_TOL = 1e-10  # components with variance below this fraction of the total are dropped
@@ -108,35 +112,39 @@ def _iter_aligned(
     scale (b,))``; memory stays bounded by the chunk size.
     """
     ref = np.asarray(reference, dtype=np.float64)
+    n_vertices = ref.shape[0]
     ref_centroid = ref.mean(axis=0)
-    ref0 = ref - ref_centroid
-    step = _chunk_size(vertices.shape[1])
+    # [ref - centroid, 1]: one product gives the cross-covariance and the vertex sums.
+    augmented = np.concatenate([ref - ref_centroid, np.ones((n_vertices, 1))], axis=1)
+    step = _chunk_size(n_vertices)
     for start in range(0, vertices.shape[0], step):
         sl = slice(start, min(start + step, vertices.shape[0]))
-        x = vertices[sl].astype(np.float64)  # (b, V, 3), a copy
-        centroid = x.mean(axis=1)
-        x -= centroid[:, None, :]
-        cross = x.transpose(0, 2, 1) @ ref0  # (b, 3, 3) = sum_v x_v ref_v^T
+        x = vertices[sl].astype(np.float64)  # (b, V, 3)
+        products = x.transpose(0, 2, 1) @ augmented  # (b, 3, 4)
+        centroid = products[:, :, 3] / n_vertices
+        cross = products[:, :, :3]  # sum_v (x_v - c) ref0_v^T, as ref0 sums to zero
         u, sing, vt = np.linalg.svd(cross)
         sign = np.sign(np.linalg.det(u @ vt))
         sign[sign == 0] = 1.0
         u[:, :, 2] *= sign[:, None]  # u @ diag(1, 1, sign)
-        rot_t = u @ vt  # R^T: aligned = x @ R^T
+        rot_t = u @ vt  # R^T: the aligned mesh is x @ R^T
         if scale:
             trace = sing[:, 0] + sing[:, 1] + sign * sing[:, 2]
             norm2 = np.einsum("bvi,bvi->b", x, x)
+            norm2 -= n_vertices * np.einsum("bi,bi->b", centroid, centroid)  # sum |x - c|^2
             s = np.where(norm2 > 0, trace / np.where(norm2 > 0, norm2, 1.0), 1.0)
         else:
             s = np.ones(x.shape[0])
-        aligned = x @ rot_t
-        aligned *= s[:, None, None]
-        aligned += ref_centroid
         rotation = rot_t.transpose(0, 2, 1)
         translation = ref_centroid - s[:, None] * np.einsum("bij,bj->bi", rotation, centroid)
+        aligned = x @ (rot_t * s[:, None, None])
+        aligned += translation[:, None, :]
         yield sl, aligned, rotation, translation, s
 
 
-def procrustes_align(vertices: np.ndarray, reference: np.ndarray, scale: bool = False) -> Alignment:
+def procrustes_align(
+    vertices: np.ndarray, reference: np.ndarray, scale: bool = False
+) -> Alignment:
     """Rigidly align each mesh onto a reference (Kabsch / Umeyama, proper rotations only).
 
     Args:
@@ -171,21 +179,25 @@ def _generalized_procrustes(
     """Align all meshes onto their common mean (generalized Procrustes analysis).
 
     Starts from the plain mean (which keeps the data's frame, e.g. anny's) and iterates
-    "align onto the mean, re-average" until the mean moves less than ``tol`` meters RMS.
-    Returns the aligned meshes as a new (N, V*3) float32 array (the only full-size copy).
+    "align onto the mean, re-average" until the mean moves less than ``tol`` meters RMS
+    (usually two passes over the data). Returns the aligned meshes as a new (N, V*3) float32
+    array, the only full-size copy.
     """
     n, v, _ = vertices.shape
+    out = np.empty((n, 3 * v), dtype=np.float32)
     reference = vertices.mean(axis=0, dtype=np.float64)
-    ref_size = np.sqrt(((reference - reference.mean(axis=0)) ** 2).sum())
+    centroid = reference.mean(axis=0)
+    ref_size = np.sqrt(((reference - centroid) ** 2).sum())
     for it in range(max_iter):
         total = np.zeros((v, 3))
-        for _, aligned, *_ in _iter_aligned(vertices, reference, scale):
+        for sl, aligned, *_ in _iter_aligned(vertices, reference, scale):
+            out[sl] = aligned.reshape(aligned.shape[0], -1)
             total += aligned.sum(axis=0)
         new = total / n
+        factor = 1.0
         if scale:  # GPA with scaling shrinks the mean: keep the initial size
-            centroid = new.mean(axis=0)
-            size = np.sqrt(((new - centroid) ** 2).sum())
-            new = centroid + (new - centroid) * (ref_size / size)
+            factor = ref_size / np.sqrt(((new - centroid) ** 2).sum())
+            new = centroid + (new - centroid) * factor
         delta = float(np.sqrt(((new - reference) ** 2).sum(axis=1).mean()))
         reference = new
         logger.debug("procrustes iteration %d: mean moved %.3g m RMS", it + 1, delta)
@@ -193,9 +205,13 @@ def _generalized_procrustes(
             break
     else:
         logger.warning("generalized Procrustes did not converge in %d iterations", max_iter)
-    out = np.empty((n, 3 * v), dtype=np.float32)
-    for sl, aligned, *_ in _iter_aligned(vertices, reference, scale):
-        out[sl] = aligned.reshape(aligned.shape[0], -1)
+    if scale and factor != 1.0:  # make the data's mean the (size-normalised) reference
+        flat_centroid = np.tile(centroid, v).astype(np.float32)
+        for start in range(0, n, _chunk_size(v)):
+            chunk = out[start : start + _chunk_size(v)]
+            chunk -= flat_centroid
+            chunk *= np.float32(factor)
+            chunk += flat_centroid
     return out
 
 
@@ -205,7 +221,8 @@ def _generalized_procrustes(
 
 
 def _orthonormal(a: np.ndarray) -> np.ndarray:
-    return np.linalg.qr(a.astype(np.float64))[0]
+    """Orthonormal basis (float32) of the columns of a tall matrix."""
+    return np.linalg.qr(a)[0].astype(np.float32, copy=False)
 
 
 def _principal_axes(
@@ -237,15 +254,14 @@ def _principal_axes(
         return evals[:n_spectrum] / (n - 1), np.ascontiguousarray(axes)
     if solver != "randomized":
         raise ValueError(f"solver must be 'auto', 'exact' or 'randomized', got {solver!r}")
-    # Randomized range finder with power iterations (Halko et al. 2011), float32 products.
+    # Randomized range finder with power iterations (Halko et al. 2011): float32 products
+    # with X (the cost: 2 * RANDOMIZED_POWER_ITERATIONS + 2 passes), small QRs in between.
     width = min(n_spectrum + 20, n, d)
-    omega = rng.standard_normal((d, width), dtype=np.float32)
-    y = x @ omega
-    for _ in range(4):
-        q = _orthonormal(y).astype(np.float32)
-        z = _orthonormal(x.T @ q).astype(np.float32)
-        y = x @ z
-    q = _orthonormal(y).astype(np.float32)
+    y = x @ rng.standard_normal((d, width), dtype=np.float32)
+    for _ in range(RANDOMIZED_POWER_ITERATIONS):
+        q = _orthonormal(y.astype(np.float64))  # (N, width)
+        y = x @ _orthonormal(x.T @ q)
+    q = _orthonormal(y.astype(np.float64))
     b = (x.T @ q).T.astype(np.float64)  # (width, D) = Q^T X
     _, sing, vt = np.linalg.svd(b, full_matrices=False)
     return sing[:n_spectrum] ** 2 / (n - 1), vt[:n_axes]
@@ -265,6 +281,20 @@ def _sqrt_psd(cov: np.ndarray) -> np.ndarray:
     cov = 0.5 * (cov + np.swapaxes(cov, -1, -2))
     evals, evecs = np.linalg.eigh(cov)
     return evecs * np.sqrt(np.clip(evals, 0.0, None))[..., None, :]
+
+
+def _draw_gaussians(
+    which: np.ndarray, means: np.ndarray, covariances: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """One draw per entry of ``which`` (n,) from Gaussian ``which[i]`` of ``means`` (G, K) and
+    ``covariances`` (G, K, K): (n, K) float64."""
+    z = rng.standard_normal((len(which), means.shape[1]))
+    roots = _sqrt_psd(covariances)
+    out = np.empty_like(z)
+    for g in range(len(means)):
+        rows = which == g
+        out[rows] = means[g].astype(np.float64) + z[rows] @ roots[g].T
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -307,7 +337,9 @@ class SexStats:
         if len(self.sexes) != s or self.counts.shape != (s,) or self.covariances.shape != (s, k, k):
             raise ValueError("inconsistent per-sex statistics shapes")
         if not set(self.sexes) <= set(SEXES) or len(set(self.sexes)) != s or s == 0:
-            raise ValueError(f"per-sex statistics need distinct sexes among {SEXES}, got {self.sexes}")
+            raise ValueError(
+                f"per-sex statistics need distinct sexes among {SEXES}, got {self.sexes}"
+            )
 
 
 @dataclass(frozen=True, eq=False)
@@ -350,7 +382,7 @@ class SampledShapes:
     sex: tuple[str, ...] | None
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class ShapeModel:
     """A PCA shape model in the template topology.
 
@@ -395,12 +427,15 @@ class ShapeModel:
         set_("mean", _frozen(self.mean, np.float32, 2, "mean"))
         set_("components", _frozen(self.components, np.float32, 2, "components"))
         set_("std", _frozen(self.std, np.float32, 1, "std"))
-        set_("explained_variance_ratio", _frozen(self.explained_variance_ratio, np.float32, 1, "explained_variance_ratio"))
-        set_("cumulative_variance", _frozen(self.cumulative_variance, np.float32, 1, "cumulative_variance"))
+        for name in ("explained_variance_ratio", "cumulative_variance"):
+            set_(name, _frozen(getattr(self, name), np.float32, 1, name))
         set_("faces", _frozen(self.faces, np.int32, 2, "faces"))
         set_("template_hash", str(self.template_hash))
         set_("landmark_names", tuple(str(n) for n in self.landmark_names))
-        set_("sources", json.loads(json.dumps(self.sources)))  # JSON-able, private copy
+        try:
+            set_("sources", json.loads(json.dumps(dict(self.sources))))  # a private copy
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"sources must be a JSON-able dict: {exc}") from exc
         set_("n_training", int(self.n_training))
         set_("total_variance", float(self.total_variance))
         set_("aligned", bool(self.aligned))
@@ -417,11 +452,19 @@ class ShapeModel:
             raise ValueError("std must be positive")
         if self.cumulative_variance.shape[0] < k:
             raise ValueError(f"cumulative_variance must have at least {k} entries")
-        if self.faces.shape[1:] != (3,) or (self.faces.size and (self.faces.min() < 0 or self.faces.max() >= v)):
+        faces = self.faces
+        if faces.shape[1:] != (3,) or (faces.size and (faces.min() < 0 or faces.max() >= v)):
             raise ValueError("faces must be (F, 3) indices into the mean's vertices")
         for stats, what in ((self.coeff_stats, "coeff_stats"), (self.mixture, "mixture")):
             if stats is not None and stats.means.shape[1] != k:
                 raise ValueError(f"{what} has {stats.means.shape[1]} dimensions, model has {k}")
+
+    def __repr__(self) -> str:
+        return (
+            f"ShapeModel(hash={self.model_hash}, vertices={self.n_vertices}, "
+            f"components={self.n_components}, n_training={self.n_training}, "
+            f"template_hash={self.template_hash})"
+        )
 
     # ---- basic properties ------------------------------------------------------------------
 
@@ -478,7 +521,7 @@ class ShapeModel:
             align_scale: include an isotropic scale in that alignment (removes body size!).
             n_mixture: number of Gaussian-mixture components for ``"gmm"`` sampling (0: none).
             solver: "exact" (eigendecomposition of the Gram/covariance matrix), "randomized"
-                (randomized SVD, for large data) or "auto" (exact when min(N, 3V) <= 2000).
+                (randomized SVD, for large data) or "auto" (exact when min(N, 3V) <= 1000).
             rng: source of randomness (randomized SVD, mixture initialisation); defaults to
                 ``np.random.default_rng(0)`` so that fitting is reproducible.
         """
@@ -500,6 +543,10 @@ class ShapeModel:
                 raise ValueError(f"unknown sex labels {sorted(map(str, bad))}; use {SEXES} or None")
         if n_mixture < 0 or n_mixture > n:
             raise ValueError(f"n_mixture must be in [0, {n}], got {n_mixture}")
+        try:
+            sources = json.loads(json.dumps(dict(sources or {})))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"sources must be a JSON-able dict: {exc}") from exc
 
         # Aligned (or copied) float32 data, centered in place.
         if align:
@@ -508,12 +555,13 @@ class ShapeModel:
             x = np.array(vertices.reshape(n, 3 * v), dtype=np.float32, order="C")
         t_align = time.perf_counter()
         mean = x.mean(axis=0, dtype=np.float64)
+        mean32 = mean.astype(np.float32)
         total_ss = 0.0
         step = _chunk_size(v)
         for start in range(0, n, step):
             chunk = x[start : start + step]
-            chunk -= mean.astype(np.float32)
-            total_ss += float(np.einsum("ij,ij->", chunk, chunk, dtype=np.float64))
+            chunk -= mean32
+            total_ss += float(np.einsum("ij,ij->i", chunk, chunk).sum(dtype=np.float64))
         total_variance = total_ss / (n - 1)
         if total_variance <= 0:
             raise ValueError("the training meshes are all identical (zero variance)")
@@ -552,23 +600,30 @@ class ShapeModel:
                     logger.warning("only %d %s mesh: no per-sex statistics for it", count, sex)
                     continue
                 if count <= k:
-                    logger.warning("%d %s meshes for %d components: singular covariance", count, sex, k)
+                    logger.warning(
+                        "%d %s meshes for %d components: singular covariance", count, sex, k
+                    )
                 present.append(sex)
                 counts.append(count)
                 means.append(whitened[mask].mean(axis=0))
                 covs.append(np.cov(whitened[mask], rowvar=False, ddof=1).reshape(k, k))
             if present:
-                coeff_stats = SexStats(tuple(present), np.array(counts), np.array(means), np.array(covs))
+                coeff_stats = SexStats(
+                    tuple(present), np.array(counts), np.array(means), np.array(covs)
+                )
 
         mixture = None
         if n_mixture > 0:
             from sklearn.mixture import GaussianMixture
+            from threadpoolctl import threadpool_limits
 
             gmm = GaussianMixture(
                 n_components=n_mixture,
                 covariance_type="full",
                 random_state=int(rng.integers(0, 2**31 - 1)),
-            ).fit(whitened)
+            )
+            with threadpool_limits(1, user_api="blas"):  # small matrices: threads only cost
+                gmm.fit(whitened)
             if not gmm.converged_:
                 logger.warning("the Gaussian mixture did not converge")
             mixture = MixtureParams(gmm.weights_ / gmm.weights_.sum(), gmm.means_, gmm.covariances_)
@@ -582,7 +637,7 @@ class ShapeModel:
             faces=faces,
             template_hash=template_hash,
             landmark_names=tuple(landmark_names),
-            sources=dict(sources or {}),
+            sources=sources,
             n_training=n,
             total_variance=total_variance,
             aligned=align,
@@ -701,9 +756,7 @@ class ShapeModel:
                 if sex not in stats.sexes:
                     raise ValueError(f"no statistics for sex {sex!r}; the model has {stats.sexes}")
                 which = np.full(n, stats.sexes.index(sex))
-            z = rng.standard_normal((n, k))
-            roots = _sqrt_psd(stats.covariances)
-            whitened = stats.means.astype(np.float64)[which] + np.einsum("nij,nj->ni", roots[which], z)
+            whitened = _draw_gaussians(which, stats.means, stats.covariances, rng)
             labels = tuple(stats.sexes[i] for i in which)
         else:
             mix = self.mixture
@@ -711,9 +764,7 @@ class ShapeModel:
                 raise ValueError("this model has no Gaussian mixture (fit with n_mixture > 0)")
             p = mix.weights.astype(np.float64)
             which = rng.choice(len(p), size=n, p=p / p.sum())
-            z = rng.standard_normal((n, k))
-            roots = _sqrt_psd(mix.covariances)
-            whitened = mix.means.astype(np.float64)[which] + np.einsum("nij,nj->ni", roots[which], z)
+            whitened = _draw_gaussians(which, mix.means, mix.covariances, rng)
         coeffs = (whitened * self.std.astype(np.float64)).astype(np.float32)
         return SampledShapes(coeffs, self.decode(coeffs), labels)
 
@@ -827,13 +878,15 @@ class ShapeModel:
         """Multi-line human-readable description."""
         k = self.n_components
         cum = self.cumulative_variance
+        alignment = "none"
+        if self.aligned:
+            alignment = "rigid + scale" if self.align_scale else "rigid"
         lines = [
             f"PCA shape model {self.model_hash} (format {FORMAT_VERSION})",
             f"  template: {self.template_hash}, {self.n_vertices} vertices, "
             f"{len(self.faces)} faces, {len(self.landmark_names)} landmarks",
-            f"  training meshes: {self.n_training}, alignment: "
-            + ("rigid + scale" if self.aligned and self.align_scale else "rigid" if self.aligned else "none"),
-            f"  components: {k}, std {self.std[0] * 1000:.1f} mm (first) .. "
+            f"  training meshes: {self.n_training}, alignment: {alignment}",
+            f"  components: {k}, coefficient std {self.std[0] * 1000:.1f} mm (first) .. "
             f"{self.std[-1] * 1000:.2f} mm (last), total variance {self.total_variance:.4g} m^2",
         ]
         parts = [f"{n}: {100 * cum[n - 1]:.2f}%" for n in (10, 20, 50) if n <= len(cum)]
@@ -844,7 +897,8 @@ class ShapeModel:
             text = str(needed) if needed is not None else f"more than {len(cum)}"
             lines.append(f"  components for {100 * frac:.0f}% of the variance: {text}")
         if self.coeff_stats is not None:
-            counts = ", ".join(f"{s} {c}" for s, c in zip(self.coeff_stats.sexes, self.coeff_stats.counts))
+            stats = self.coeff_stats
+            counts = ", ".join(f"{s} {c}" for s, c in zip(stats.sexes, stats.counts))
             lines.append(f"  per-sex statistics: {counts}")
         if self.mixture is not None:
             lines.append(f"  Gaussian mixture: {len(self.mixture.weights)} components")

@@ -1,0 +1,266 @@
+"""Folders of body meshes: writing anny bodies, registering a folder, reading a merged set.
+
+Folder format (what ``bodyshape bodies`` and ``bodyshape register`` write):
+
+- ``<name>.ply``: one body per file, meters, Z up, facing -Y, canonical A-pose.
+- ``bodies.json``: ``{"topology": str, "source": str, "bodies": {<name>: record}}`` where a
+  record holds at least ``sex`` ("male"/"female"/null) and ``stature_m``; anny bodies add their
+  phenotype and local-change parameters. Optional for imported folders.
+- ``<name>.registration.json`` (registered folders): how the mesh was registered.
+
+Every file is written atomically, and batch commands skip outputs that already exist, so a
+killed run picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing as mp
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from bodyshape.fileio import write_json
+from bodyshape.shape.meshio import MeshInputError, list_mesh_files, load_body_mesh, save_body_mesh
+from bodyshape.shape.template import Template, load_template
+
+logger = logging.getLogger(__name__)
+
+BODIES_JSON = "bodies.json"
+
+
+def read_bodies_json(folder: str | os.PathLike) -> dict:
+    """``folder/bodies.json`` as a dict, or an empty description if there is none."""
+    path = Path(folder) / BODIES_JSON
+    if not path.exists():
+        return {"topology": None, "source": "external", "bodies": {}}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not a valid bodies.json ({e})") from None
+    data.setdefault("bodies", {})
+    return data
+
+
+def write_anny_bodies(out: str | os.PathLike, n: int, topology: str, seed: int,
+                      ages: tuple[float, float] = (20.0, 70.0),
+                      sexes: tuple[str, ...] = ("male", "female"),
+                      local_scale: float = 1.0, batch_size: int = 32,
+                      progress: bool = True) -> Path:
+    """Write ``n`` anny bodies in ``topology`` as PLY files plus ``bodies.json``.
+
+    The same seed gives the same bodies. Files that already exist are kept (resume).
+    Returns the path of ``bodies.json``.
+    """
+    from bodyshape.shape import anny_bodies as ab
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    local = ab.LocalChangeSpec(scale=local_scale) if local_scale > 0 else None
+    params = ab.sample_body_params(n, np.random.default_rng(seed), ages=ages, sexes=sexes,
+                                   local=local)
+    names = [f"body_{i:05d}" for i in range(n)]
+    statures = np.zeros(n)
+    bar = tqdm(total=n, desc=f"bodies ({topology})", unit="body", disable=not progress)
+    # Meshes are regenerated even when their file exists (anny is fast: ~10 ms a body), so
+    # that a resumed run still records every stature; only missing files are written.
+    for s in range(0, n, batch_size):
+        idx = np.arange(s, min(n, s + batch_size))
+        sub = ab.BodyParams(params.phenotypes[idx], params.local_changes[idx],
+                            params.local_change_labels, tuple(params.sex[i] for i in idx),
+                            params.morphological_age[idx])
+        meshes = ab.body_meshes(sub, topology)
+        statures[idx] = meshes.stature
+        for j, i in enumerate(idx):
+            if not (out / f"{names[i]}.ply").exists():
+                save_body_mesh(out / f"{names[i]}.ply", meshes.vertices[j], meshes.faces)
+        bar.update(len(idx))
+    bar.close()
+    records = {}
+    for i, name in enumerate(names):
+        rec = params.record(i)
+        rec["stature_m"] = round(float(statures[i]), 5)
+        records[name] = rec
+    doc = {
+        "source": "anny",
+        "topology": topology,
+        "seed": seed,
+        "ages": list(ages),
+        "sexes": list(sexes),
+        "local_scale": local_scale,
+        "bodies": records,
+    }
+    write_json(out / BODIES_JSON, doc)
+    return out / BODIES_JSON
+
+
+@dataclass(frozen=True)
+class RegisterOptions:
+    """How ``register_folder`` reads and registers meshes.
+
+    ``landmarks``: "auto" uses a mesh's landmark file, else the exact anny transfer when the
+    folder's bodies.json names an anny topology, else estimates them; "estimate" always
+    estimates (to measure the automatic path).
+    """
+
+    units: str = "auto"
+    up: str = "auto"
+    landmarks: str = "auto"
+    shape_model: str | None = None
+
+
+@dataclass(frozen=True)
+class FolderReport:
+    """Outcome of a batch over a folder. ``failed`` maps file name -> one-line reason."""
+
+    done: tuple[str, ...]
+    skipped: tuple[str, ...]
+    failed: dict
+
+
+_WORKER: dict = {}
+
+
+def _worker_init(options: RegisterOptions, topology: str | None) -> None:
+    from bodyshape.shape.pca import ShapeModel
+
+    _WORKER["template"] = load_template()
+    _WORKER["prior"] = ShapeModel.load(options.shape_model) if options.shape_model else None
+    _WORKER["options"] = options
+    _WORKER["topology"] = topology
+
+
+def _register_one(job: tuple[str, str]) -> tuple[str, str | None]:
+    """Register one file; returns (name, error message or None)."""
+    from bodyshape.shape.anny_landmarks import transferred_landmarks
+    from bodyshape.shape.register import SurfaceSampler, estimate_landmarks, register
+
+    src, out_dir = Path(job[0]), Path(job[1])
+    template: Template = _WORKER["template"]
+    opts: RegisterOptions = _WORKER["options"]
+    try:
+        mesh = load_body_mesh(src, units=opts.units, up=opts.up,
+                              landmarks_path="auto" if opts.landmarks == "auto" else None,
+                              known_landmarks=template.landmark_names)
+        sampler = SurfaceSampler.from_mesh(mesh.vertices, mesh.faces)
+        info = {"source": src.name, "notes": list(mesh.notes)}
+        landmarks = dict(mesh.landmarks)
+        if landmarks:
+            info["landmarks"] = "file"
+        elif opts.landmarks == "auto" and _WORKER["topology"] is not None:
+            landmarks = transferred_landmarks(_WORKER["topology"], mesh.vertices, mesh.faces,
+                                              template)
+            info["landmarks"] = f"anny transfer ({_WORKER['topology']})"
+        if len(landmarks) < 4:
+            est = estimate_landmarks(mesh.vertices, mesh.faces, template, _WORKER["prior"],
+                                     sampler=sampler)
+            landmarks = est.landmarks
+            info["landmarks"] = "estimated"
+            info["facing_flipped"] = est.facing_flipped
+        res = register(mesh.vertices, mesh.faces, landmarks, template, _WORKER["prior"],
+                       sampler=sampler)
+        if not np.isfinite(res.vertices).all():
+            raise MeshInputError(f"{src.name}: registration diverged (non-finite vertices)")
+        info.update(landmark_rms_mm=round(res.landmark_rms * 1e3, 3),
+                    surface_mean_mm=round(res.surface_mean * 1e3, 3),
+                    seconds=round(res.seconds, 3))
+        stem = src.stem
+        save_body_mesh(out_dir / f"{stem}.ply", res.vertices, template.faces)
+        write_json(out_dir / f"{stem}.registration.json", info)
+        return src.name, None
+    except (MeshInputError, ValueError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        return src.name, msg if msg.startswith(src.name) else f"{src.name}: {msg}"
+
+
+def register_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike,
+                    options: RegisterOptions = RegisterOptions(), workers: int = 1,
+                    progress: bool = True) -> FolderReport:
+    """Register every mesh in ``in_dir`` onto the template, writing ``out_dir/<name>.ply``.
+
+    Meshes whose output already exists are skipped (resume). A bad mesh is reported and
+    skipped; the others still run. ``out_dir/bodies.json`` carries the sources' records over.
+    """
+    in_dir, out_dir = Path(in_dir), Path(out_dir)
+    if not in_dir.is_dir():
+        raise ValueError(f"{in_dir}: not a folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta = read_bodies_json(in_dir)
+    topology = meta.get("topology") if meta.get("source") == "anny" else None
+    files = list_mesh_files(in_dir)
+    todo = [f for f in files if not (out_dir / f"{f.stem}.ply").exists()]
+    skipped = tuple(f.name for f in files if f not in todo)
+    done, failed = [], {}
+    bar = tqdm(total=len(files), initial=len(skipped), desc="register", unit="mesh",
+               disable=not progress)
+    jobs = [(str(f), str(out_dir)) for f in todo]
+    if workers > 1 and len(jobs) > 1:
+        ctx = mp.get_context("spawn")
+        with ctx.Pool(workers, initializer=_worker_init, initargs=(options, topology)) as pool:
+            results = pool.imap(_register_one, jobs, chunksize=1)
+            for name, err in results:
+                (failed.__setitem__(name, err) if err else done.append(name))
+                bar.update(1)
+    else:
+        _worker_init(options, topology)
+        for job in jobs:
+            name, err = _register_one(job)
+            (failed.__setitem__(name, err) if err else done.append(name))
+            bar.update(1)
+    bar.close()
+    for name, err in failed.items():
+        logger.error("%s", err)
+    kept = {f.stem for f in files if (out_dir / f"{f.stem}.ply").exists()}
+    write_json(out_dir / BODIES_JSON, {
+        "source": f"registered from {in_dir.name}",
+        "topology": "template",
+        "source_topology": meta.get("topology"),
+        "bodies": {k: v for k, v in meta["bodies"].items() if k in kept},
+    })
+    return FolderReport(tuple(done), skipped, failed)
+
+
+@dataclass(frozen=True)
+class MeshSet:
+    """Template-topology meshes read from folders.
+
+    Attributes:
+        vertices: (N, V, 3) float32 meters.
+        names: "folder/name" per mesh.
+        sex: per mesh "male"/"female"/None.
+        sources: folder name -> {"count", "topology"} summary.
+    """
+
+    vertices: np.ndarray
+    names: tuple[str, ...]
+    sex: tuple
+    sources: dict
+
+
+def read_template_meshes(folders, template: Template | None = None,
+                         progress: bool = True) -> MeshSet:
+    """Read every PLY in ``folders``; all must be in the template topology."""
+    import trimesh
+
+    template = template or load_template()
+    verts, names, sexes, sources = [], [], [], {}
+    for folder in map(Path, folders):
+        meta = read_bodies_json(folder)
+        files = list_mesh_files(folder)
+        if not files:
+            raise ValueError(f"{folder}: no OBJ/PLY/OFF meshes")
+        for f in tqdm(files, desc=f"read {folder.name}", unit="mesh", disable=not progress):
+            m = trimesh.load(f, process=False, force="mesh")
+            if len(m.vertices) != len(template.vertices) or not np.array_equal(
+                    np.asarray(m.faces), template.faces):
+                raise ValueError(f"{f}: not in the template topology (register it first)")
+            verts.append(np.asarray(m.vertices, dtype=np.float32))
+            names.append(f"{folder.name}/{f.stem}")
+            sexes.append(meta["bodies"].get(f.stem, {}).get("sex"))
+        sources[folder.name] = {"count": len(files),
+                                "topology": meta.get("source_topology") or meta.get("topology")}
+    return MeshSet(np.stack(verts), tuple(names), tuple(sexes), sources)
