@@ -125,8 +125,14 @@ class FolderReport:
 _WORKER: dict = {}
 
 
-def _worker_init(options: RegisterOptions, topology: str | None) -> None:
+def _worker_init(options: RegisterOptions, topology: str | None, single_thread: bool) -> None:
     from bodyshape.shape.pca import ShapeModel
+
+    if single_thread:
+        # Several worker processes on few cores: BLAS threads inside each only oversubscribe.
+        from threadpoolctl import threadpool_limits
+
+        _WORKER["threads"] = threadpool_limits(1)
 
     _WORKER["template"] = load_template()
     _WORKER["prior"] = ShapeModel.load(options.shape_model) if options.shape_model else None
@@ -200,18 +206,19 @@ def register_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike,
     jobs = [(str(f), str(out_dir)) for f in todo]
     if workers > 1 and len(jobs) > 1:
         ctx = mp.get_context("spawn")
-        with ctx.Pool(workers, initializer=_worker_init, initargs=(options, topology)) as pool:
+        with ctx.Pool(workers, initializer=_worker_init, initargs=(options, topology, True)) as pool:
             results = pool.imap(_register_one, jobs, chunksize=1)
             for name, err in results:
                 (failed.__setitem__(name, err) if err else done.append(name))
                 bar.update(1)
     else:
-        _worker_init(options, topology)
+        _worker_init(options, topology, True)
         for job in jobs:
             name, err = _register_one(job)
             (failed.__setitem__(name, err) if err else done.append(name))
             bar.update(1)
     bar.close()
+    _WORKER.pop("threads", None) and None
     for name, err in failed.items():
         logger.error("%s", err)
     kept = {f.stem for f in files if (out_dir / f"{f.stem}.ply").exists()}
