@@ -18,32 +18,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import trimesh  # noqa: E402
-from matplotlib.collections import PolyCollection  # noqa: E402
 
+from bodyshape.plotting import VIEWS, draw_mesh  # noqa: E402
 from bodyshape.shape.template import load_landmark_table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-VIEWS = {  # camera direction (towards the camera), horizontal axis, sign of that axis
-    "front": (np.array([0.0, -1.0, 0.0]), 0, 1.0),
-    "left side": (np.array([1.0, 0.0, 0.0]), 1, 1.0),
-}
-
-
-def draw_mesh(ax, vertices: np.ndarray, faces: np.ndarray, view: str) -> None:
-    """Painter's-algorithm grey shading of the front-facing triangles, orthographic."""
-    d, hax, sgn = VIEWS[view]
-    tri = vertices[faces]
-    n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    n /= np.linalg.norm(n, axis=1, keepdims=True) + 1e-12
-    keep = n @ d > 0
-    order = np.argsort((tri[keep] @ d).mean(1))
-    light = d + np.array([0.3, 0.0, 0.5])
-    shade = np.clip(n[keep][order] @ (light / np.linalg.norm(light)), 0, 1)
-    g = 0.45 + 0.5 * shade
-    polys = tri[keep][order][:, :, [hax, 2]] * [sgn, 1.0]
-    ax.add_collection(PolyCollection(polys, facecolors=np.c_[g, g, g], edgecolors="none"))
-
-
 def spread(targets: np.ndarray, gap: float, lo: float, hi: float) -> np.ndarray:
     """Label heights near ``targets`` (sorted ascending), at least ``gap`` apart: overlapping
     labels merge into evenly spaced blocks centred on their targets' mean."""

@@ -127,16 +127,17 @@ class RegistrationConfig:
     (m) or whose normals disagree (cosine below ``min_normal_cos``) are ignored.
     """
 
-    stiffness: tuple[float, ...] = (10.0, 3.0, 1.0, 0.3)
-    landmark_weight: tuple[float, ...] = (20.0, 10.0, 5.0, 2.0)
-    iterations_per_level: int = 2
-    point_to_point: float = 0.1
+    stiffness: tuple[float, ...] = (10.0, 3.0, 1.0, 0.3, 0.1)
+    landmark_weight: tuple[float, ...] = (20.0, 10.0, 5.0, 2.0, 1.0)
+    iterations_per_level: int = 1
+    point_to_point: float = 0.01
     max_distance: float = 0.05
     min_normal_cos: float = 0.3
-    prior_iterations: int = 8
+    prior_iterations: int = 20
     prior_ridge: float = 1e-7
     prior_stride: int = 3
     samples_per_face: int = 4
+    cg_rtol: float = 1e-4
 
 
 @dataclass(frozen=True)
@@ -318,7 +319,7 @@ def nonrigid_icp(x0: np.ndarray, faces: np.ndarray, sampler: SurfaceSampler,
                    + lm_w[:, None] * (lm_target - x0))
             mat = sp.csr_matrix((blocks.ravel(), (rows, cols)), shape=(3 * nv, 3 * nv))
             mat = mat + alpha * lap3
-            sol, info = spla.cg(mat, rhs.ravel(), x0=d.ravel(), rtol=1e-6, maxiter=400,
+            sol, info = spla.cg(mat, rhs.ravel(), x0=d.ravel(), rtol=cfg.cg_rtol, maxiter=400,
                                 M=sp.diags(1.0 / mat.diagonal()))
             d = sol.reshape(nv, 3)
     return x0 + d
