@@ -99,3 +99,20 @@ def test_pca_summary_bad_file(tmp_path):
     bad.write_text("nope")
     r = CliRunner().invoke(main, ["pca", "summary", str(bad)])
     assert r.exit_code == 2 and "bad.npz" in r.output
+
+
+def test_register_estimates_landmarks_and_turns_to_canonical_facing(tmp_path, template):
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    body = _bodies(template, 1, seed=3)[0]
+    save_body_mesh(src / "turned.ply", body * [-1, -1, 1], template.faces)  # faces +Y
+    r = CliRunner().invoke(main, ["register", str(src), "--out", str(out),
+                                  "--shape-model", "none"])
+    assert r.exit_code == 0, r.output
+    reg = np.asarray(trimesh.load(out / "turned.ply", process=False).vertices)
+    info = json.loads((out / "turned.registration.json").read_text())
+    assert info["landmarks"] == "estimated" and info["turned_to_face_minus_y"]
+    sellion = template.landmark_index("sellion")
+    assert reg[sellion, 1] < reg[:, 1].mean()  # the face is towards -Y
+    err = np.linalg.norm((reg - reg.mean(0)) - (body - body.mean(0)), axis=1)
+    assert np.median(err) < 0.005

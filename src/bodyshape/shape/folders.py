@@ -171,11 +171,17 @@ def _register_one(job: tuple[str, str]) -> tuple[str, str | None]:
                        sampler=sampler)
         if not np.isfinite(res.vertices).all():
             raise MeshInputError(f"{src.name}: registration diverged (non-finite vertices)")
+        vertices = res.vertices
+        if res.similarity.rotation[1, 1] < 0:
+            # The body faced +Y: turn it about the vertical axis to the canonical -Y facing.
+            centre = vertices.mean(axis=0) * [1, 1, 0]
+            vertices = (vertices - centre) * [-1, -1, 1] + centre
+            info["turned_to_face_minus_y"] = True
         info.update(landmark_rms_mm=round(res.landmark_rms * 1e3, 3),
                     surface_mean_mm=round(res.surface_mean * 1e3, 3),
                     seconds=round(res.seconds, 3))
         stem = src.stem
-        save_body_mesh(out_dir / f"{stem}.ply", res.vertices, template.faces)
+        save_body_mesh(out_dir / f"{stem}.ply", vertices, template.faces)
         write_json(out_dir / f"{stem}.registration.json", info)
         return src.name, None
     except (MeshInputError, ValueError) as e:
