@@ -1,0 +1,162 @@
+"""The one routine that turns a full-frame person mask into the network input.
+
+Training (synthetic renders) and prediction (segmented photos) must both go through
+``calibrate`` so the network never sees a difference in framing: crop to the person's
+bounding box, scale so the box height becomes a fixed number of canvas pixels, put the box
+centre on the canvas centre, optionally mirror.
+
+Pixel coordinates are continuous: pixel (row i, column j) covers ``[j, j+1] x [i, i+1]``, in
+the frame and on the canvas alike, so the map between them is exactly
+``canvas = offset + scale * (+-x, y)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CalibrationSpec:
+    """Canvas geometry of the network input.
+
+    Attributes:
+        canvas_width, canvas_height: canvas size, pixels.
+        body_fraction: the person's bounding-box height on the canvas as a fraction of the
+            canvas height (0.9 -> 115.2 px on the default 128 px canvas).
+        mirror_side_views: policy for side views: when True, ``calibrate(..., mirror=True)``
+            flips the image so every side view faces the same way; when False the
+            ``mirror`` argument is ignored.
+    """
+
+    canvas_width: int = 128
+    canvas_height: int = 128
+    body_fraction: float = 0.9
+    mirror_side_views: bool = True
+
+    def __post_init__(self):
+        if self.canvas_width <= 0 or self.canvas_height <= 0:
+            raise ValueError("canvas size must be positive")
+        if not 0.0 < self.body_fraction <= 1.0:
+            raise ValueError(f"body_fraction must be in (0, 1], got {self.body_fraction}")
+
+    @property
+    def body_height_px(self) -> float:
+        """Target bounding-box height on the canvas, pixels."""
+        return self.body_fraction * self.canvas_height
+
+
+@dataclass(frozen=True, eq=False)
+class Calibrated:
+    """A calibrated mask and the frame <-> canvas map that produced it.
+
+    Attributes:
+        image: (canvas_height, canvas_width) float32 in [0, 1]: the fraction of each canvas
+            pixel covered by foreground frame pixels (exact area average; 0/1 away from the
+            outline). Threshold at 0.5 where a binary image is needed.
+        scale: canvas pixels per frame pixel (the same on both axes).
+        offset: (2,) canvas position (x, y) of the frame origin, or of the mirrored frame
+            origin when ``mirrored``, pixels.
+        mirrored: whether x was flipped.
+        bbox: (4,) person bounding box in the frame, pixel edges (x0, y0, x1, y1): x0, y0 is
+            the top-left corner of the first foreground pixel, x1, y1 one past the last.
+    """
+
+    image: np.ndarray
+    scale: float
+    offset: np.ndarray
+    mirrored: bool
+    bbox: np.ndarray
+
+    def to_canvas(self, points: np.ndarray) -> np.ndarray:
+        """Frame pixel coordinates (..., 2) (x, y) -> canvas pixel coordinates (..., 2)."""
+        p = np.asarray(points, dtype=np.float64)
+        sx = -self.scale if self.mirrored else self.scale
+        return self.offset + p * np.array([sx, self.scale])
+
+    def to_frame(self, points: np.ndarray) -> np.ndarray:
+        """Canvas pixel coordinates (..., 2) (x, y) -> frame pixel coordinates (..., 2)."""
+        p = np.asarray(points, dtype=np.float64)
+        sx = -self.scale if self.mirrored else self.scale
+        return (p - self.offset) / np.array([sx, self.scale])
+
+
+def _overlap_weights(n_out: int, start: np.ndarray, stop: np.ndarray, n_in: int) -> np.ndarray:
+    """(n_out, n_in) area-average weights along one axis.
+
+    Output pixel k's preimage is the frame interval ``[start[k], stop[k]]`` (in cropped
+    input coordinates); its weight on input pixel m is the overlap of that interval with
+    ``[m, m+1]`` divided by the interval length.
+    """
+    m = np.arange(n_in, dtype=np.float64)
+    lo = np.maximum(start[:, None], m[None, :])
+    hi = np.minimum(stop[:, None], m[None, :] + 1.0)
+    return np.clip(hi - lo, 0.0, None) / (stop - start)[:, None]
+
+
+def calibrate(mask: np.ndarray, spec: CalibrationSpec = CalibrationSpec(),
+              mirror: bool = False) -> Calibrated:
+    """Crop, scale, centre and optionally mirror a full-frame person mask onto the canvas.
+
+    All nonzero pixels count as the person (keeping only the largest connected component is
+    the caller's job). The bounding box is scaled uniformly so its height becomes
+    ``spec.body_height_px`` and its centre lands on the canvas centre. Resampling is an exact
+    area average, so a translated mask gives an identical image and an integer upscaled
+    (nearest) mask gives the same image up to round-off.
+
+    Args:
+        mask: (H, W) bool or integer person mask of the full frame (nonzero = person).
+        spec: canvas geometry.
+        mirror: True when this is a side view facing away from the canonical direction; it
+            is flipped left-right when ``spec.mirror_side_views`` is set.
+
+    Returns:
+        The canvas image and the frame <-> canvas map.
+
+    Raises:
+        ValueError: for a mask that is not 2-D, is empty, or whose scaled person is wider
+            than the canvas.
+    """
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"mask must be 2-D (H, W), got shape {mask.shape}")
+    fg = mask != 0
+    rows = np.flatnonzero(fg.any(axis=1))
+    cols = np.flatnonzero(fg.any(axis=0))
+    if rows.size == 0:
+        raise ValueError("mask is empty: no foreground pixel, nothing to calibrate")
+    x0, x1 = int(cols[0]), int(cols[-1]) + 1
+    y0, y1 = int(rows[0]), int(rows[-1]) + 1
+    scale = spec.body_height_px / (y1 - y0)
+    if scale * (x1 - x0) > spec.canvas_width:
+        raise ValueError(
+            f"person too wide for the canvas: bounding box {x1 - x0}x{y1 - y0} frame px scales "
+            f"to width {scale * (x1 - x0):.1f} > canvas width {spec.canvas_width} px at body "
+            f"height {spec.body_height_px:.1f} px")
+    mirrored = bool(mirror and spec.mirror_side_views)
+    sx = -scale if mirrored else scale
+    centre = np.array([0.5 * (x0 + x1), 0.5 * (y0 + y1)])
+    offset = np.array([0.5 * spec.canvas_width, 0.5 * spec.canvas_height]) \
+        - np.array([sx, scale]) * centre
+
+    # cv2.resize cannot place its output at a sub-pixel offset (the centring here needs one)
+    # and cv2.warpAffine has no area filter; an axis-aligned scale + shift is separable, so
+    # the exact area average is two small overlap matrices: image = Wy @ crop @ Wx.T.
+    # Canvas pixel edges in crop coordinates, written relative to the box size only (not its
+    # frame position) so that a translated mask gives a bit-identical image.
+    kx = np.arange(spec.canvas_width + 1, dtype=np.float64)
+    ex = (kx - 0.5 * spec.canvas_width) / sx + 0.5 * (x1 - x0)
+    xs, xe = (ex[:-1], ex[1:]) if not mirrored else (ex[1:], ex[:-1])
+    ky = np.arange(spec.canvas_height + 1, dtype=np.float64)
+    ey = (ky - 0.5 * spec.canvas_height) / scale + 0.5 * (y1 - y0)
+    wx = _overlap_weights(spec.canvas_width, xs, xe, x1 - x0)
+    wy = _overlap_weights(spec.canvas_height, ey[:-1], ey[1:], y1 - y0)
+    crop = fg[y0:y1, x0:x1].astype(np.float64)
+    image = np.clip(wy @ crop @ wx.T, 0.0, 1.0).astype(np.float32)
+    offset.setflags(write=False)
+    bbox = np.array([x0, y0, x1, y1], dtype=np.float64)
+    bbox.setflags(write=False)
+    image.setflags(write=False)
+    return Calibrated(image=image, scale=float(scale), offset=offset, mirrored=mirrored,
+                      bbox=bbox)
