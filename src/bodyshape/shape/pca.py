@@ -3,20 +3,21 @@
 A mesh is ``mean + sum_k c_k * component_k`` where ``c`` are the (raw, unwhitened) coefficients
 in meters and the components are orthonormal rows of length ``3V``. Before fitting, the
 training meshes are rigidly aligned by generalized Procrustes analysis (rotation and
-translation; optionally scale) so that global position and orientation do not use up
-components; :meth:`ShapeModel.align` applies the same alignment to new meshes.
+translation; optionally scale; see :mod:`bodyshape.shape.procrustes`) so that global position
+and orientation do not use up components; :meth:`ShapeModel.align` applies the same alignment
+to new meshes.
 
 Shapes: ``B`` meshes, ``V`` vertices, ``K`` components, ``F`` faces. Coordinates in meters.
 
-The model also stores what is needed to *sample* bodies:
-
-- ``"gaussian"``: independent ``N(0, std_k^2)`` per component (the PCA coefficient covariance
-  is diagonal);
-- ``"per-sex"``: a full-covariance Gaussian of the coefficients of each sex;
-- ``"gmm"``: a Gaussian mixture fitted on the whitened coefficients.
+The model also stores what is needed to *sample* bodies ("gaussian", "per-sex" or "gmm"; see
+:mod:`bodyshape.shape.sampling`).
 
 Files are ``.npz`` archives of float32 arrays plus a JSON ``metadata`` entry, written
 atomically (see :mod:`bodyshape.fileio`).
+
+:class:`Alignment`, :func:`procrustes_align`, :class:`SexStats`, :class:`MixtureParams`,
+:class:`SampledShapes`, :data:`SEXES` and :data:`SAMPLING_METHODS` live in those modules and
+are re-exported here.
 """
 
 from __future__ import annotations
@@ -29,21 +30,37 @@ import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from bodyshape.fileio import atomic_path, sha256_arrays
+# Alignment, procrustes_align, SEXES, SAMPLING_METHODS, SexStats, MixtureParams and
+# SampledShapes are part of this module's API (re-exported).
+from bodyshape.shape.procrustes import (
+    Alignment,
+    _check_batch,
+    _chunk_size,
+    _generalized_procrustes,
+    procrustes_align,
+)
+from bodyshape.shape.sampling import (
+    SAMPLING_METHODS,
+    SEXES,
+    MixtureParams,
+    SampledShapes,
+    SexStats,
+    _check_sex_labels,
+    _draw_whitened,
+    _fit_mixture,
+    _fit_sex_stats,
+    _frozen,
+)
 
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 """Version of the ``.npz`` layout written by :meth:`ShapeModel.save`."""
-
-SEXES = ("female", "male")
-"""The sex labels accepted by :meth:`ShapeModel.fit` (besides ``None``, unknown)."""
-
-SAMPLING_METHODS = ("gaussian", "per-sex", "gmm")
 
 SPECTRUM_LENGTH = 200
 """How many leading variances :meth:`ShapeModel.fit` records (``cumulative_variance``)."""
@@ -55,164 +72,7 @@ RANDOMIZED_POWER_ITERATIONS = 2
 """Power iterations of the randomized solver (accurate for the leading components of spectra
 that decay like body shapes'; the tail of the 200-long recorded spectrum is approximate)."""
 
-_CHUNK_ELEMENTS = 1 << 22  # float64 elements per working chunk (32 MiB)
 _RANK_TOL = 1e-10  # components with variance below this fraction of the total are dropped
-
-
-# --------------------------------------------------------------------------------------------
-# Rigid alignment
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, eq=False)
-class Alignment:
-    """Result of :func:`procrustes_align`: ``vertices[b] = scale[b] * input[b] @ rotation[b].T
-    + translation[b]``.
-
-    Attributes:
-        vertices: (B, V, 3) aligned meshes, meters (float32 for float32 input, else float64).
-        rotation: (B, 3, 3) float64 proper rotations (det = +1).
-        translation: (B, 3) float64, meters.
-        scale: (B,) float64 (all ones unless scaling was asked for).
-    """
-
-    vertices: np.ndarray
-    rotation: np.ndarray
-    translation: np.ndarray
-    scale: np.ndarray
-
-    def apply(self, points: np.ndarray) -> np.ndarray:
-        """Apply the same transforms to other points: (B, P, 3) -> (B, P, 3) float64."""
-        points = np.asarray(points, dtype=np.float64)
-        if points.ndim != 3 or points.shape[0] != len(self.scale) or points.shape[2] != 3:
-            raise ValueError(f"points must be ({len(self.scale)}, P, 3), got {points.shape}")
-        rotated = points @ self.rotation.transpose(0, 2, 1)
-        return self.scale[:, None, None] * rotated + self.translation[:, None, :]
-
-
-def _check_batch(vertices: np.ndarray, name: str = "vertices") -> np.ndarray:
-    vertices = np.asarray(vertices)
-    if vertices.ndim != 3 or vertices.shape[2] != 3:
-        raise ValueError(f"{name} must be (B, V, 3), got shape {vertices.shape}")
-    if not np.issubdtype(vertices.dtype, np.floating):
-        vertices = vertices.astype(np.float64)
-    return vertices
-
-
-def _chunk_size(n_vertices: int) -> int:
-    return max(1, _CHUNK_ELEMENTS // max(1, 3 * n_vertices))
-
-
-def _iter_aligned(
-    vertices: np.ndarray, reference: np.ndarray, scale: bool
-) -> Iterator[tuple[slice, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-    """Align ``vertices`` (B, V, 3) onto ``reference`` (V, 3) chunk by chunk.
-
-    Yields ``(batch slice, aligned (b, V, 3) float64, rotation (b, 3, 3), translation (b, 3),
-    scale (b,))``; memory stays bounded by the chunk size.
-    """
-    ref = np.asarray(reference, dtype=np.float64)
-    n_vertices = ref.shape[0]
-    ref_centroid = ref.mean(axis=0)
-    # [ref - centroid, 1]: one product gives the cross-covariance and the vertex sums.
-    augmented = np.concatenate([ref - ref_centroid, np.ones((n_vertices, 1))], axis=1)
-    step = _chunk_size(n_vertices)
-    for start in range(0, vertices.shape[0], step):
-        sl = slice(start, min(start + step, vertices.shape[0]))
-        x = vertices[sl].astype(np.float64)  # (b, V, 3)
-        products = x.transpose(0, 2, 1) @ augmented  # (b, 3, 4)
-        centroid = products[:, :, 3] / n_vertices
-        cross = products[:, :, :3]  # sum_v (x_v - c) ref0_v^T, as ref0 sums to zero
-        u, sing, vt = np.linalg.svd(cross)
-        sign = np.sign(np.linalg.det(u @ vt))
-        sign[sign == 0] = 1.0
-        u[:, :, 2] *= sign[:, None]  # u @ diag(1, 1, sign)
-        rot_t = u @ vt  # R^T: the aligned mesh is x @ R^T
-        if scale:
-            trace = sing[:, 0] + sing[:, 1] + sign * sing[:, 2]
-            norm2 = np.einsum("bvi,bvi->b", x, x)
-            norm2 -= n_vertices * np.einsum("bi,bi->b", centroid, centroid)  # sum |x - c|^2
-            s = np.where(norm2 > 0, trace / np.where(norm2 > 0, norm2, 1.0), 1.0)
-        else:
-            s = np.ones(x.shape[0])
-        rotation = rot_t.transpose(0, 2, 1)
-        translation = ref_centroid - s[:, None] * np.einsum("bij,bj->bi", rotation, centroid)
-        aligned = x @ (rot_t * s[:, None, None])
-        aligned += translation[:, None, :]
-        yield sl, aligned, rotation, translation, s
-
-
-def procrustes_align(
-    vertices: np.ndarray, reference: np.ndarray, scale: bool = False
-) -> Alignment:
-    """Rigidly align each mesh onto a reference (Kabsch / Umeyama, proper rotations only).
-
-    Args:
-        vertices: (B, V, 3) meshes in the template topology, meters.
-        reference: (V, 3) target mesh, meters.
-        scale: also fit one isotropic scale per mesh (off by default: body size is shape).
-
-    Returns:
-        :class:`Alignment` with the aligned meshes (whose centroids are the reference's) and
-        the transforms that minimise the sum of squared vertex distances to the reference.
-    """
-    vertices = _check_batch(vertices)
-    reference = np.asarray(reference)
-    if reference.shape != vertices.shape[1:]:
-        raise ValueError(f"reference must be {vertices.shape[1:]}, got {reference.shape}")
-    n = vertices.shape[0]
-    out = np.empty(vertices.shape, dtype=np.result_type(vertices.dtype, np.float32))
-    rotation = np.empty((n, 3, 3))
-    translation = np.empty((n, 3))
-    scales = np.empty(n)
-    for sl, aligned, rot, trans, s in _iter_aligned(vertices, reference, scale):
-        out[sl] = aligned
-        rotation[sl] = rot
-        translation[sl] = trans
-        scales[sl] = s
-    return Alignment(out, rotation, translation, scales)
-
-
-def _generalized_procrustes(
-    vertices: np.ndarray, scale: bool, tol: float = 1e-6, max_iter: int = 20
-) -> np.ndarray:
-    """Align all meshes onto their common mean (generalized Procrustes analysis).
-
-    Starts from the plain mean (which keeps the data's frame, e.g. anny's) and iterates
-    "align onto the mean, re-average" until the mean moves less than ``tol`` meters RMS
-    (usually two passes over the data). Returns the aligned meshes as a new (N, V*3) float32
-    array, the only full-size copy.
-    """
-    n, v, _ = vertices.shape
-    out = np.empty((n, 3 * v), dtype=np.float32)
-    reference = vertices.mean(axis=0, dtype=np.float64)
-    centroid = reference.mean(axis=0)
-    ref_size = np.sqrt(((reference - centroid) ** 2).sum())
-    for it in range(max_iter):
-        total = np.zeros((v, 3))
-        for sl, aligned, *_ in _iter_aligned(vertices, reference, scale):
-            out[sl] = aligned.reshape(aligned.shape[0], -1)
-            total += aligned.sum(axis=0)
-        new = total / n
-        factor = 1.0
-        if scale:  # GPA with scaling shrinks the mean: keep the initial size
-            factor = ref_size / np.sqrt(((new - centroid) ** 2).sum())
-            new = centroid + (new - centroid) * factor
-        delta = float(np.sqrt(((new - reference) ** 2).sum(axis=1).mean()))
-        reference = new
-        logger.debug("procrustes iteration %d: mean moved %.3g m RMS", it + 1, delta)
-        if delta < tol:
-            break
-    else:
-        logger.warning("generalized Procrustes did not converge in %d iterations", max_iter)
-    if scale and factor != 1.0:  # make the data's mean the (size-normalised) reference
-        flat_centroid = np.tile(centroid, v).astype(np.float32)
-        for start in range(0, n, _chunk_size(v)):
-            chunk = out[start : start + _chunk_size(v)]
-            chunk -= flat_centroid
-            chunk *= np.float32(factor)
-            chunk += flat_centroid
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -275,111 +135,9 @@ def _fix_signs(axes: np.ndarray) -> np.ndarray:
     return axes * signs[:, None]
 
 
-def _sqrt_psd(cov: np.ndarray) -> np.ndarray:
-    """(..., K, K) symmetric PSD -> L with L @ L.T == cov (eigendecomposition, float64)."""
-    cov = np.asarray(cov, dtype=np.float64)
-    cov = 0.5 * (cov + np.swapaxes(cov, -1, -2))
-    evals, evecs = np.linalg.eigh(cov)
-    return evecs * np.sqrt(np.clip(evals, 0.0, None))[..., None, :]
-
-
-def _draw_gaussians(
-    which: np.ndarray, means: np.ndarray, covariances: np.ndarray, rng: np.random.Generator
-) -> np.ndarray:
-    """One draw per entry of ``which`` (n,) from Gaussian ``which[i]`` of ``means`` (G, K) and
-    ``covariances`` (G, K, K): (n, K) float64."""
-    z = rng.standard_normal((len(which), means.shape[1]))
-    roots = _sqrt_psd(covariances)
-    out = np.empty_like(z)
-    for g in range(len(means)):
-        rows = which == g
-        out[rows] = means[g].astype(np.float64) + z[rows] @ roots[g].T
-    return out
-
-
 # --------------------------------------------------------------------------------------------
 # Model
 # --------------------------------------------------------------------------------------------
-
-
-def _frozen(a: Any, dtype, ndim: int, name: str) -> np.ndarray:
-    a = np.array(a, dtype=dtype, order="C")  # always a private copy
-    if a.ndim != ndim:
-        raise ValueError(f"{name} must have {ndim} dimensions, got shape {a.shape}")
-    a.setflags(write=False)
-    return a
-
-
-@dataclass(frozen=True, eq=False)
-class SexStats:
-    """Full-covariance Gaussians of the *whitened* coefficients of each sex.
-
-    Attributes:
-        sexes: (S,) the sex labels present, e.g. ``("female", "male")``.
-        counts: (S,) int64 number of training meshes of each sex.
-        means: (S, K) float32 mean whitened coefficients.
-        covariances: (S, K, K) float32 covariance of the whitened coefficients (ddof=1).
-    """
-
-    sexes: tuple[str, ...]
-    counts: np.ndarray
-    means: np.ndarray
-    covariances: np.ndarray
-
-    def __post_init__(self):
-        object.__setattr__(self, "sexes", tuple(str(s) for s in self.sexes))
-        object.__setattr__(self, "counts", _frozen(self.counts, np.int64, 1, "sex counts"))
-        object.__setattr__(self, "means", _frozen(self.means, np.float32, 2, "sex means"))
-        object.__setattr__(
-            self, "covariances", _frozen(self.covariances, np.float32, 3, "sex covariances")
-        )
-        s, k = self.means.shape
-        if len(self.sexes) != s or self.counts.shape != (s,) or self.covariances.shape != (s, k, k):
-            raise ValueError("inconsistent per-sex statistics shapes")
-        if not set(self.sexes) <= set(SEXES) or len(set(self.sexes)) != s or s == 0:
-            raise ValueError(
-                f"per-sex statistics need distinct sexes among {SEXES}, got {self.sexes}"
-            )
-
-
-@dataclass(frozen=True, eq=False)
-class MixtureParams:
-    """A Gaussian mixture over the *whitened* coefficients (fitted with scikit-learn).
-
-    Attributes:
-        weights: (M,) float32, sum 1.
-        means: (M, K) float32.
-        covariances: (M, K, K) float32 full covariances.
-    """
-
-    weights: np.ndarray
-    means: np.ndarray
-    covariances: np.ndarray
-
-    def __post_init__(self):
-        object.__setattr__(self, "weights", _frozen(self.weights, np.float32, 1, "gmm weights"))
-        object.__setattr__(self, "means", _frozen(self.means, np.float32, 2, "gmm means"))
-        object.__setattr__(
-            self, "covariances", _frozen(self.covariances, np.float32, 3, "gmm covariances")
-        )
-        m, k = self.means.shape
-        if m == 0 or self.weights.shape != (m,) or self.covariances.shape != (m, k, k):
-            raise ValueError("inconsistent mixture parameter shapes")
-
-
-@dataclass(frozen=True, eq=False)
-class SampledShapes:
-    """Bodies drawn from a :class:`ShapeModel`.
-
-    Attributes:
-        coeffs: (n, K) float32 raw coefficients, meters.
-        vertices: (n, V, 3) float32 meshes, meters (in the model's aligned frame).
-        sex: per-sample sex labels for ``method="per-sex"``, else None.
-    """
-
-    coeffs: np.ndarray
-    vertices: np.ndarray
-    sex: tuple[str, ...] | None
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -533,14 +291,7 @@ class ShapeModel:
             raise ValueError(f"need at least 2 training meshes, got {n}")
         if n_components < 1:
             raise ValueError(f"n_components must be >= 1, got {n_components}")
-        sex_labels = None
-        if sexes is not None:
-            sex_labels = list(sexes)
-            if len(sex_labels) != n:
-                raise ValueError(f"sexes has {len(sex_labels)} entries for {n} meshes")
-            bad = {s for s in sex_labels if s is not None and s not in SEXES}
-            if bad:
-                raise ValueError(f"unknown sex labels {sorted(map(str, bad))}; use {SEXES} or None")
+        sex_labels = _check_sex_labels(sexes, n)
         if n_mixture < 0 or n_mixture > n:
             raise ValueError(f"n_mixture must be in [0, {n}], got {n_mixture}")
         try:
@@ -588,45 +339,8 @@ class ShapeModel:
         ratio = variances / total_variance
         cumulative = np.cumsum(ratio)
 
-        coeff_stats = None
-        if sex_labels is not None:
-            present, counts, means, covs = [], [], [], []
-            for sex in SEXES:
-                mask = np.array([s == sex for s in sex_labels])
-                count = int(mask.sum())
-                if count == 0:
-                    continue
-                if count < 2:
-                    logger.warning("only %d %s mesh: no per-sex statistics for it", count, sex)
-                    continue
-                if count <= k:
-                    logger.warning(
-                        "%d %s meshes for %d components: singular covariance", count, sex, k
-                    )
-                present.append(sex)
-                counts.append(count)
-                means.append(whitened[mask].mean(axis=0))
-                covs.append(np.cov(whitened[mask], rowvar=False, ddof=1).reshape(k, k))
-            if present:
-                coeff_stats = SexStats(
-                    tuple(present), np.array(counts), np.array(means), np.array(covs)
-                )
-
-        mixture = None
-        if n_mixture > 0:
-            from sklearn.mixture import GaussianMixture
-            from threadpoolctl import threadpool_limits
-
-            gmm = GaussianMixture(
-                n_components=n_mixture,
-                covariance_type="full",
-                random_state=int(rng.integers(0, 2**31 - 1)),
-            )
-            with threadpool_limits(1, user_api="blas"):  # small matrices: threads only cost
-                gmm.fit(whitened)
-            if not gmm.converged_:
-                logger.warning("the Gaussian mixture did not converge")
-            mixture = MixtureParams(gmm.weights_ / gmm.weights_.sum(), gmm.means_, gmm.covariances_)
+        coeff_stats = _fit_sex_stats(whitened, sex_labels) if sex_labels is not None else None
+        mixture = _fit_mixture(whitened, n_mixture, rng) if n_mixture > 0 else None
 
         model = cls(
             mean=mean.reshape(v, 3),
@@ -740,31 +454,9 @@ class ShapeModel:
             raise TypeError("rng must be a numpy.random.Generator")
         if sex is not None and method != "per-sex":
             raise ValueError("sex can only be forced with method='per-sex'")
-        n = int(n)
-        k = self.n_components
-        labels = None
-        if method == "gaussian":
-            whitened = rng.standard_normal((n, k))
-        elif method == "per-sex":
-            stats = self.coeff_stats
-            if stats is None:
-                raise ValueError("this model has no per-sex statistics (fit with sexes=...)")
-            if sex is None:
-                p = stats.counts / stats.counts.sum()
-                which = rng.choice(len(stats.sexes), size=n, p=p)
-            else:
-                if sex not in stats.sexes:
-                    raise ValueError(f"no statistics for sex {sex!r}; the model has {stats.sexes}")
-                which = np.full(n, stats.sexes.index(sex))
-            whitened = _draw_gaussians(which, stats.means, stats.covariances, rng)
-            labels = tuple(stats.sexes[i] for i in which)
-        else:
-            mix = self.mixture
-            if mix is None:
-                raise ValueError("this model has no Gaussian mixture (fit with n_mixture > 0)")
-            p = mix.weights.astype(np.float64)
-            which = rng.choice(len(p), size=n, p=p / p.sum())
-            whitened = _draw_gaussians(which, mix.means, mix.covariances, rng)
+        whitened, labels = _draw_whitened(
+            method, int(n), self.n_components, rng, sex, self.coeff_stats, self.mixture
+        )
         coeffs = (whitened * self.std.astype(np.float64)).astype(np.float32)
         return SampledShapes(coeffs, self.decode(coeffs), labels)
 
@@ -878,6 +570,7 @@ class ShapeModel:
         """Multi-line human-readable description."""
         k = self.n_components
         cum = self.cumulative_variance
+        rms_mm = self.std.astype(np.float64) / np.sqrt(self.n_vertices) * 1000
         alignment = "none"
         if self.aligned:
             alignment = "rigid + scale" if self.align_scale else "rigid"
@@ -886,8 +579,11 @@ class ShapeModel:
             f"  template: {self.template_hash}, {self.n_vertices} vertices, "
             f"{len(self.faces)} faces, {len(self.landmark_names)} landmarks",
             f"  training meshes: {self.n_training}, alignment: {alignment}",
-            f"  components: {k}, coefficient std {self.std[0] * 1000:.1f} mm (first) .. "
-            f"{self.std[-1] * 1000:.2f} mm (last), total variance {self.total_variance:.4g} m^2",
+            f"  components: {k}, total variance {self.total_variance:.4g} m^2",
+            # A coefficient is a projection on a unit vector over 3V coordinates: one std along
+            # a component moves the vertices by std / sqrt(V) RMS (Euclidean, per vertex).
+            f"  one std moves vertices by {rms_mm[0]:.1f} mm RMS (component 1) .. "
+            f"{rms_mm[-1]:.2f} mm (component {k})",
         ]
         parts = [f"{n}: {100 * cum[n - 1]:.2f}%" for n in (10, 20, 50) if n <= len(cum)]
         lines.append("  explained variance at " + (", ".join(parts) if parts else "-")
