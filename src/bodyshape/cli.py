@@ -98,7 +98,11 @@ def _model_path(value: str) -> str | None:
     if value == "none":
         return None
     if value == "default":
-        return str(DEFAULT_MODEL) if DEFAULT_MODEL.exists() else None
+        if DEFAULT_MODEL.exists():
+            return str(DEFAULT_MODEL)
+        click.echo("warning: no shipped shape model; registering without a shape prior",
+                   err=True)
+        return None
     if not Path(value).exists():
         _fail(f"{value}: no such shape model")
     return value
