@@ -65,6 +65,42 @@ def amberg(src_v, src_f, template, lms):
     return np.asarray(out), time.perf_counter() - t0
 
 
+def score_build(build: Path, results: dict) -> str:
+    """Error of every registration made by a shape-model build (dataset B), against truth."""
+    import json
+
+    import trimesh
+
+    rows = []
+    for meta_path in sorted(build.glob("B_*/bodies.json")):
+        meta = json.loads(meta_path.read_text())
+        if meta.get("source") != "anny":
+            continue
+        src = meta_path.parent
+        reg = build / f"{src.name}_registered"
+        names = sorted(meta["bodies"])
+        params = ab.sample_body_params(len(names), np.random.default_rng(meta["seed"]),
+                                       ages=tuple(meta["ages"]), sexes=tuple(meta["sexes"]),
+                                       local=ab.LocalChangeSpec(scale=meta["local_scale"]))
+        errs = []
+        for s in range(0, len(names), 200):
+            truth = ab.body_meshes(ab.BodyParams(
+                params.phenotypes[s:s + 200], params.local_changes[s:s + 200],
+                params.local_change_labels, params.sex[s:s + 200],
+                params.morphological_age[s:s + 200])).vertices
+            for j, name in enumerate(names[s:s + 200]):
+                path = reg / f"{name}.ply"
+                if path.exists():
+                    v = np.asarray(trimesh.load(path, process=False).vertices)
+                    errs.append(errors_mm(v, truth[j]))
+        s = summarize(errs, [0.0])
+        results[f"build/{meta['topology']}"] = s
+        rows.append([meta["topology"], s["n"], s["mean_mm"], s["p99_mm"], s["worst_body_mean_mm"]])
+    return ("Every registration of the default build's dataset B (prior: the PCA of dataset A "
+            "only), against ground truth:\n\n"
+            + table(["source", "bodies", "mean (mm)", "p99 (mm)", "worst body mean (mm)"], rows))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=50)
@@ -73,6 +109,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1000)
     ap.add_argument("--model", default=str(DEFAULT_MODEL))
     ap.add_argument("--topologies", nargs="+", default=["soma", "notoes", "notoes_collapse10pc"])
+    ap.add_argument("--build-dir", default=None,
+                    help="Also score every registered body of a shape-model build folder "
+                         "(e.g. work/shape) against its ground truth.")
     a = ap.parse_args()
     threadpool_limits(1)
     template = load_template()
@@ -131,6 +170,8 @@ def main() -> None:
     for k in list(results):
         if isinstance(results[k], list):
             results[k] = float(np.mean(results[k]))
+    if a.build_dir:
+        body += "\n\n" + score_build(Path(a.build_dir), results)
     write_section("registration", "Registration onto the template", body, results)
     print(body)
 

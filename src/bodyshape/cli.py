@@ -188,5 +188,59 @@ def build_shape_model(preset, work, out, workers):
     click.echo(f"saved {out}")
 
 
+@main.command()
+@click.option("--shape-model", type=click.Path(dir_okay=False, path_type=Path),
+              default=DEFAULT_MODEL, show_default=True, help="PCA shape model (.npz).")
+@click.option("--n", "n", type=click.IntRange(1), required=True,
+              help="Number of front/side pairs (all parts together).")
+@click.option("--poses-per-shape", type=click.IntRange(1), default=1, show_default=True,
+              help="Pose/camera variants per body shape (sample i uses shape i // K).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
+              help="Dataset seed; a held-out test set is just another seed (e.g. 999).")
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True,
+              help="Processes; the output bytes do not depend on it.")
+@click.option("--shard-index", type=click.IntRange(0), default=None,
+              help="This machine's part, 0..num-shards-1 (with --num-shards).")
+@click.option("--num-shards", type=click.IntRange(1), default=None,
+              help="Number of parts; part i makes shards i, i+n, i+2n, ...")
+@click.option("--shard-size", type=click.IntRange(1), default=1000, show_default=True,
+              help="Samples per shard file.")
+@click.option("--sampling", type=click.Choice(["gaussian", "per-sex", "gmm"]),
+              default="gaussian", show_default=True, help="Shape sampling method.")
+@click.option("--canvas", type=click.IntRange(8), default=128, show_default=True,
+              help="Square network canvas size, pixels.")
+@click.option("--masks", "mask_format", type=click.Choice(["packed", "uint8"]),
+              default="packed", show_default=True,
+              help="packed: 1 bit per pixel (thresholded at 0.5); uint8: anti-aliased.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def synth(shape_model, n, poses_per_shape, out, seed, workers, shard_index, num_shards,
+          shard_size, sampling, canvas, mask_format, progress):
+    """Render N synthetic front/side silhouette pairs into DIR/shard-*.npz (resumable).
+
+    Work in progress (issue 3): the format and determinism are tested; throughput is not
+    yet at its goal.
+    """
+    from bodyshape.calibrate import CalibrationSpec
+    from bodyshape.synth.generate import SynthSpec
+    from bodyshape.synth.shards import write_dataset
+
+    try:
+        spec = SynthSpec(calibration=CalibrationSpec(canvas, canvas),
+                         poses_per_shape=poses_per_shape, sampling=sampling)
+        summary = write_dataset(shape_model, out, n, seed, spec, workers=workers,
+                                shard_index=shard_index, num_shards=num_shards,
+                                progress=progress, shard_size=shard_size,
+                                mask_format=mask_format)
+    except ValueError as e:
+        _fail(str(e))
+    click.echo(f"wrote {summary['written']} shards, skipped {summary['skipped']} "
+               f"(this part: {summary['shards']})")
+    if summary["manifest"]:
+        click.echo(f"dataset complete: {summary['manifest']}")
+    else:
+        click.echo("other parts still missing: manifest.json is written by the last part")
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,217 @@
+"""Synthetic dataset generation: determinism, resume, parts, reading, streaming, augmentation.
+
+Tiny on purpose (a few samples on a 64 x 64 canvas, 256 px frames): everything is a pure
+function of (model, spec, seed, index), so small runs test the same code paths as big ones.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from bodyshape.calibrate import CalibrationSpec
+from bodyshape.render.camera import CameraSpec
+from bodyshape.shape.pca import ShapeModel
+from bodyshape.shape.rig import load_rig
+from bodyshape.shape.template import load_template
+from bodyshape.synth.dataset import Augment, ShardDataset, augment_mask, held_out_split
+from bodyshape.synth.generate import SynthSpec, make_sample
+from bodyshape.synth.shards import ShardError, finalize, read_shard, write_dataset
+
+SPEC = SynthSpec(camera=CameraSpec(long_side=256), calibration=CalibrationSpec(64, 64),
+                 poses_per_shape=2)
+N, SHARD = 6, 2  # 3 shards
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    """A 4-component model fitted on smooth variations of the template (no anny)."""
+    tpl = load_template()
+    rng = np.random.default_rng(0)
+    v = tpl.vertices
+    bodies = []
+    for _ in range(12):
+        w = v * (1 + 0.05 * rng.standard_normal(3))
+        w[:, 1] -= 0.02 * rng.standard_normal() * np.exp(-((v[:, 2] - 0.1) ** 2) / 0.01) \
+            * (v[:, 1] < 0)
+        bodies.append(w)
+    model = ShapeModel.fit(np.stack(bodies).astype(np.float32), tpl.faces, tpl.hash,
+                           n_components=4)
+    path = tmp_path_factory.mktemp("model") / "model.npz"
+    model.save(path)
+    return path
+
+
+def _write(model_path, out, workers=1, **kw):
+    return write_dataset(model_path, out, N, 5, SPEC, workers=workers, shard_size=SHARD,
+                         progress=False, **kw)
+
+
+def _files(folder) -> dict[str, bytes]:
+    """Dataset files by name (shards, config, final manifest; not the part manifests)."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())
+            if not p.name.startswith("manifest.part")}
+
+
+@pytest.fixture(scope="module")
+def reference(model_path, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "data"
+    summary = _write(model_path, out, workers=1)
+    assert summary == {"written": 3, "skipped": 0, "shards": 3,
+                       "manifest": str(out / "manifest.json")}
+    return out
+
+
+def test_sample_is_a_pure_function_of_seed_and_index(model_path):
+    model, rig = ShapeModel.load(model_path), load_rig()
+    a, b = make_sample(model, rig, 3, 1, SPEC), make_sample(model, rig, 3, 1, SPEC)
+    assert np.array_equal(a.front, b.front) and np.array_equal(a.side, b.side)
+    assert a.front.shape == (64, 64) and a.coeffs.shape == (4,) and a.sex is None
+    # poses_per_shape=2: samples 2 and 3 share a body, not a pose.
+    c = make_sample(model, rig, 2, 1, SPEC)
+    assert c.shape_index == a.shape_index == 1 and np.array_equal(c.coeffs, a.coeffs)
+    assert not np.array_equal(c.pose_angles, a.pose_angles)
+    assert 1.4 < a.stature_m < 2.1
+    assert abs(np.degrees(a.yaw[0])) <= 5 and 85 <= abs(np.degrees(a.yaw[1])) <= 95
+    assert a.side_mirrored == (a.yaw[1] < 0)
+
+
+def test_same_bytes_with_one_or_two_workers(model_path, reference, tmp_path):
+    _write(model_path, tmp_path / "w2", workers=2)
+    assert _files(tmp_path / "w2") == _files(reference)
+
+
+def test_resume_after_lost_shard_and_stray_temp(model_path, reference, tmp_path):
+    out = tmp_path / "d"
+    _write(model_path, out)
+    (out / "shard-00001.npz").unlink()
+    (out / ".shard-00002.abc123.tmp.npz").write_bytes(b"half a shard")
+    (out / "manifest.json").unlink()
+    summary = _write(model_path, out)
+    assert summary["written"] == 1 and summary["skipped"] == 2
+    assert _files(out) == _files(reference)
+    # A shard corrupted on disk is regenerated too, not trusted.
+    (out / "shard-00000.npz").write_bytes(b"garbage")
+    assert _write(model_path, out)["written"] == 1
+    assert _files(out) == _files(reference)
+
+
+def test_killed_run_resumes_without_lost_or_duplicated_samples(model_path, reference,
+                                                               tmp_path, monkeypatch):
+    import bodyshape.synth.shards as shards
+
+    def dies_at_3(model, rig, index, seed, spec):
+        if index == 3:
+            raise KeyboardInterrupt  # stands in for a kill in the middle of shard 1
+        return make_sample(model, rig, index, seed, spec)
+
+    out = tmp_path / "killed"
+    monkeypatch.setattr(shards, "make_sample", dies_at_3)
+    with pytest.raises(KeyboardInterrupt):
+        _write(model_path, out)
+    assert sorted(p.name for p in out.glob("shard-*")) == ["shard-00000.npz"]
+    assert not (out / "manifest.json").exists() and not list(out.glob(".*tmp*"))
+    monkeypatch.setattr(shards, "make_sample", make_sample)
+    assert _write(model_path, out)["skipped"] == 1
+    assert _files(out) == _files(reference)
+
+
+def test_parts_union_equals_single_run(model_path, reference, tmp_path):
+    out = tmp_path / "parts"
+    first = _write(model_path, out, shard_index=0, num_shards=2)
+    assert first["shards"] == 2 and first["manifest"] is None  # shard 1 still missing
+    assert not (out / "manifest.json").exists()
+    second = _write(model_path, out, shard_index=1, num_shards=2)
+    assert second["manifest"] is not None
+    assert _files(out) == _files(reference)
+    assert finalize(out) == out / "manifest.json"
+
+
+def test_read_shard_and_corruption_names_the_file(model_path, reference, tmp_path):
+    data = read_shard(reference / "shard-00001.npz")
+    assert list(data.index) == [2, 3] and data.masks.shape == (2, 2, 64, 64)
+    assert set(np.unique(data.masks)) <= {0, 255}
+    model = ShapeModel.load(model_path)
+    s = make_sample(model, load_rig(), 3, 5, SPEC)
+    assert np.array_equal(data.masks[1, 1] > 0, s.side >= 0.5)
+    assert np.array_equal(data.coeffs[1], s.coeffs)
+    assert data.camera(1, "side").to_dict() == s.side_camera
+    # Truncated copy in a dataset folder: a clear error with the file name.
+    out = tmp_path / "bad"
+    _write(model_path, out)
+    shard = out / "shard-00001.npz"
+    shard.write_bytes(shard.read_bytes()[:-100])
+    with pytest.raises(ShardError, match="shard-00001.npz"):
+        read_shard(shard)
+    with pytest.raises(ShardError, match="shard-00001.npz"):
+        read_shard(shard, verify=False)  # still caught by the zip reader
+
+
+def test_refuses_to_clobber_another_dataset(model_path, reference, tmp_path):
+    out = tmp_path / "d"
+    _write(model_path, out)
+    with pytest.raises(ValueError, match="different dataset.*seed"):
+        write_dataset(model_path, out, N, 6, SPEC, shard_size=SHARD, progress=False)
+    other = SynthSpec(camera=SPEC.camera, calibration=CalibrationSpec(64, 64))
+    with pytest.raises(ValueError, match="spec"):
+        write_dataset(model_path, out, N, 5, other, shard_size=SHARD, progress=False)
+
+
+def test_bad_inputs(model_path, tmp_path):
+    with pytest.raises(ValueError, match="not found"):
+        write_dataset(tmp_path / "nope.npz", tmp_path / "d", 4, 0, SPEC, progress=False)
+    with pytest.raises(ValueError, match="n must be"):
+        write_dataset(model_path, tmp_path / "d", 0, 0, SPEC, progress=False)
+    with pytest.raises(ValueError, match="shard_index"):
+        write_dataset(model_path, tmp_path / "d", 4, 0, SPEC, shard_index=2, num_shards=2,
+                      progress=False)
+    with pytest.raises(ValueError, match="both"):
+        write_dataset(model_path, tmp_path / "d", 4, 0, SPEC, shard_index=0, progress=False)
+    with pytest.raises(ValueError, match="poses_per_shape"):
+        SynthSpec(poses_per_shape=0)
+    (tmp_path / "junk.npz").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match="cannot load"):
+        write_dataset(tmp_path / "junk.npz", tmp_path / "d", 4, 0, SPEC, progress=False)
+    with pytest.raises(FileNotFoundError, match="manifest"):
+        ShardDataset(tmp_path)
+
+
+def test_spec_round_trips_through_json():
+    spec = SynthSpec(camera=CameraSpec(long_side=300, aspects=((1, 2),)), poses_per_shape=3)
+    assert SynthSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+
+
+def test_dataloader_two_workers_yields_every_sample_once(model_path, reference):
+    ds = ShardDataset(reference, shuffle=True, seed=3, augment=Augment())
+    loader = torch.utils.data.DataLoader(ds, batch_size=2, num_workers=2)
+    batches = list(loader)
+    index = torch.cat([b["index"] for b in batches]).tolist()
+    assert sorted(index) == list(range(N)) and len(ds) == N
+    b = batches[0]
+    assert b["front"].shape == (2, 1, 64, 64) and b["front"].dtype == torch.float32
+    assert b["coeffs"].shape == (2, 4) and b["camera_K"].shape == (2, 2, 3, 3)
+    assert (b["sex"] == -1).all() and (b["stature"] > 1.4).all()
+    test_set, config = held_out_split(reference, ShapeModel.load(model_path))
+    assert config["seed"] == 5 and [int(x["index"]) for x in test_set] == list(range(N))
+
+
+def test_augmentation_changes_masks_but_keeps_them_close(reference):
+    masks = read_shard(reference / "shard-00000.npz").masks.reshape(-1, 64, 64) / 255.0
+    aug = Augment()
+    changed, ious = 0, []
+    for i, m in enumerate(np.concatenate([masks] * 4)):
+        a = augment_mask(m.astype(np.float32), np.random.default_rng(i), aug)
+        assert np.array_equal(a, augment_mask(m.astype(np.float32),
+                                              np.random.default_rng(i), aug))
+        assert a.shape == m.shape and a.min() >= 0 and a.max() <= 1
+        assert np.mean((a > 0.05) & (a < 0.95)) < 0.05  # binary-ish
+        x, y = a >= 0.5, m >= 0.5
+        ious.append((x & y).sum() / (x | y).sum())
+        changed += not np.array_equal(x, y)
+    assert changed >= 8
+    # Mostly overlapping: on average (a draw hitting every operation at once on a 64-px body
+    # with thin arms can dip a little lower).
+    assert np.mean(ious) > 0.8 and min(ious) > 0.65, ious
