@@ -13,7 +13,8 @@ The model also stores what is needed to *sample* bodies ("gaussian", "per-sex" o
 :mod:`bodyshape.shape.sampling`).
 
 Files are ``.npz`` archives of float32 arrays plus a JSON ``metadata`` entry, written
-atomically (see :mod:`bodyshape.fileio`).
+atomically; the format lives in :mod:`bodyshape.shape.pca_io`, the PCA solvers in
+:mod:`bodyshape.shape.pca_solver`.
 
 :class:`Alignment`, :func:`procrustes_align`, :class:`SexStats`, :class:`MixtureParams`,
 :class:`SampledShapes`, :data:`SEXES` and :data:`SAMPLING_METHODS` live in those modules and
@@ -27,14 +28,24 @@ import json
 import logging
 import os
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from bodyshape.fileio import atomic_path, sha256_arrays
+from bodyshape.fileio import sha256_arrays
+from bodyshape.shape import pca_io
+# FORMAT_VERSION and the solver constants are re-exported (they used to be defined here).
+from bodyshape.shape.pca_io import FORMAT_VERSION, _REQUIRED_KEYS  # noqa: F401
+from bodyshape.shape.pca_solver import (  # noqa: F401
+    EXACT_SOLVER_MAX,
+    RANDOMIZED_POWER_ITERATIONS,
+    _RANK_TOL,
+    _fix_signs,
+    _orthonormal,
+    _principal_axes,
+)
 # Alignment, procrustes_align, SEXES, SAMPLING_METHODS, SexStats, MixtureParams and
 # SampledShapes are part of this module's API (re-exported).
 from bodyshape.shape.procrustes import (
@@ -59,81 +70,8 @@ from bodyshape.shape.sampling import (
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-"""Version of the ``.npz`` layout written by :meth:`ShapeModel.save`."""
-
 SPECTRUM_LENGTH = 200
 """How many leading variances :meth:`ShapeModel.fit` records (``cumulative_variance``)."""
-
-EXACT_SOLVER_MAX = 1000
-"""``solver="auto"`` uses an exact eigendecomposition when min(N, 3V) is at most this."""
-
-RANDOMIZED_POWER_ITERATIONS = 2
-"""Power iterations of the randomized solver (accurate for the leading components of spectra
-that decay like body shapes'; the tail of the 200-long recorded spectrum is approximate)."""
-
-_RANK_TOL = 1e-10  # components with variance below this fraction of the total are dropped
-
-
-# --------------------------------------------------------------------------------------------
-# Principal axes
-# --------------------------------------------------------------------------------------------
-
-
-def _orthonormal(a: np.ndarray) -> np.ndarray:
-    """Orthonormal basis (float32) of the columns of a tall matrix."""
-    return np.linalg.qr(a)[0].astype(np.float32, copy=False)
-
-
-def _principal_axes(
-    x: np.ndarray, n_spectrum: int, n_axes: int, solver: str, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Leading principal axes of centered data ``x`` (N, D).
-
-    Returns ``(variances (n_spectrum,) float64, axes (n_axes, D) float64)``, variances in
-    decreasing order with ``ddof=1``; axes orthonormal rows.
-    """
-    n, d = x.shape
-    if solver == "auto":
-        solver = "exact" if min(n, d) <= EXACT_SOLVER_MAX else "randomized"
-    if solver == "exact":
-        if n <= d:  # Gram matrix N x N
-            x64 = x.astype(np.float64)
-            gram = x64 @ x64.T
-            evals, evecs = np.linalg.eigh(gram)
-            evals, evecs = evals[::-1], evecs[:, ::-1]
-            evals = np.clip(evals, 0.0, None)
-            s = np.sqrt(evals[:n_axes])
-            axes = (x64.T @ evecs[:, :n_axes]) / np.where(s > 0, s, 1.0)
-            axes = axes.T
-        else:  # covariance D x D
-            x64 = x.astype(np.float64)
-            evals, evecs = np.linalg.eigh(x64.T @ x64)
-            evals, evecs = np.clip(evals[::-1], 0.0, None), evecs[:, ::-1]
-            axes = evecs[:, :n_axes].T
-        return evals[:n_spectrum] / (n - 1), np.ascontiguousarray(axes)
-    if solver != "randomized":
-        raise ValueError(f"solver must be 'auto', 'exact' or 'randomized', got {solver!r}")
-    # Randomized range finder with power iterations (Halko et al. 2011): float32 products
-    # with X (the cost: 2 * RANDOMIZED_POWER_ITERATIONS + 2 passes), small QRs in between.
-    width = min(n_spectrum + 20, n, d)
-    y = x @ rng.standard_normal((d, width), dtype=np.float32)
-    for _ in range(RANDOMIZED_POWER_ITERATIONS):
-        q = _orthonormal(y.astype(np.float64))  # (N, width)
-        y = x @ _orthonormal(x.T @ q)
-    q = _orthonormal(y.astype(np.float64))
-    b = (x.T @ q).T.astype(np.float64)  # (width, D) = Q^T X
-    _, sing, vt = np.linalg.svd(b, full_matrices=False)
-    return sing[:n_spectrum] ** 2 / (n - 1), vt[:n_axes]
-
-
-def _fix_signs(axes: np.ndarray) -> np.ndarray:
-    """Deterministic signs: the largest-magnitude entry of each axis is positive."""
-    idx = np.argmax(np.abs(axes), axis=1)
-    signs = np.sign(axes[np.arange(len(axes)), idx])
-    signs[signs == 0] = 1.0
-    return axes * signs[:, None]
-
 
 # --------------------------------------------------------------------------------------------
 # Model
@@ -462,107 +400,15 @@ class ShapeModel:
 
     # ---- files -------------------------------------------------------------------------------
 
-    def _metadata(self) -> dict:
-        return {
-            "format_version": FORMAT_VERSION,
-            "template_hash": self.template_hash,
-            "landmark_names": list(self.landmark_names),
-            "sources": self.sources,
-            "n_training": self.n_training,
-            "total_variance": self.total_variance,
-            "aligned": self.aligned,
-            "align_scale": self.align_scale,
-            "sexes": list(self.coeff_stats.sexes) if self.coeff_stats else [],
-            "sex_counts": [int(c) for c in self.coeff_stats.counts] if self.coeff_stats else [],
-            "model_hash": self.model_hash,
-        }
-
     def save(self, path: str | os.PathLike) -> None:
-        """Write the model to an ``.npz`` file, atomically."""
-        k = self.n_components
-        stats, mix = self.coeff_stats, self.mixture
-        arrays = {
-            "mean": self.mean,
-            "components": self.components,
-            "std": self.std,
-            "explained_variance_ratio": self.explained_variance_ratio,
-            "cumulative_variance": self.cumulative_variance,
-            "faces": self.faces,
-            "sex_means": stats.means if stats else np.zeros((0, k), np.float32),
-            "sex_covariances": stats.covariances if stats else np.zeros((0, k, k), np.float32),
-            "gmm_weights": mix.weights if mix else np.zeros((0,), np.float32),
-            "gmm_means": mix.means if mix else np.zeros((0, k), np.float32),
-            "gmm_covariances": mix.covariances if mix else np.zeros((0, k, k), np.float32),
-            "metadata": np.array(json.dumps(self._metadata(), sort_keys=True)),
-        }
-        path = Path(path)
-        if path.suffix != ".npz":
-            raise ValueError(f"{path}: shape model files must end in .npz")
-        with atomic_path(path) as tmp:
-            np.savez(tmp, **arrays)
-        logger.info("saved shape model %s to %s", self.model_hash, path)
+        """Write the model to an ``.npz`` file, atomically (format: :mod:`.pca_io`)."""
+        pca_io.save_model(self, path)
+        logger.info("saved shape model %s to %s", self.model_hash, Path(path))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ShapeModel":
         """Read a model written by :meth:`save` (ValueError naming the file if it cannot)."""
-        path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"{path}: shape model file not found")
-        with open(path, "rb") as f:
-            magic = f.read(4)
-        if magic != b"PK\x03\x04":
-            raise ValueError(f"{path}: not a shape model .npz file (not a zip archive)")
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                missing = [key for key in _REQUIRED_KEYS if key not in data.files]
-                arrays = {key: data[key] for key in _REQUIRED_KEYS if key in data.files}
-        except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:
-            raise ValueError(f"{path}: cannot read the shape model .npz: {exc}") from exc
-        if missing:
-            raise ValueError(f"{path}: not a shape model file, missing keys {missing}")
-        try:
-            meta = json.loads(str(arrays["metadata"][()]))
-            version = meta["format_version"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path}: unreadable shape model metadata: {exc}") from exc
-        if version != FORMAT_VERSION:
-            raise ValueError(
-                f"{path}: shape model format version {version}, this code reads {FORMAT_VERSION}"
-            )
-        try:
-            stats = None
-            if meta["sexes"]:
-                stats = SexStats(
-                    tuple(meta["sexes"]), np.array(meta["sex_counts"]),
-                    arrays["sex_means"], arrays["sex_covariances"],
-                )
-            mixture = None
-            if arrays["gmm_weights"].size:
-                mixture = MixtureParams(
-                    arrays["gmm_weights"], arrays["gmm_means"], arrays["gmm_covariances"]
-                )
-            model = cls(
-                mean=arrays["mean"],
-                components=arrays["components"],
-                std=arrays["std"],
-                explained_variance_ratio=arrays["explained_variance_ratio"],
-                cumulative_variance=arrays["cumulative_variance"],
-                faces=arrays["faces"],
-                template_hash=meta["template_hash"],
-                landmark_names=tuple(meta["landmark_names"]),
-                sources=meta["sources"],
-                n_training=meta["n_training"],
-                total_variance=meta["total_variance"],
-                aligned=meta["aligned"],
-                align_scale=meta["align_scale"],
-                coeff_stats=stats,
-                mixture=mixture,
-            )
-        except (KeyError, ValueError, TypeError) as exc:
-            raise ValueError(f"{path}: invalid shape model: {exc!r}") from exc
-        if meta.get("model_hash", model.model_hash) != model.model_hash:
-            raise ValueError(f"{path}: model hash mismatch (file corrupted?)")
-        return model
+        return pca_io.load_model(path, cls)
 
     # ---- reporting ---------------------------------------------------------------------------
 
@@ -600,12 +446,6 @@ class ShapeModel:
             lines.append(f"  Gaussian mixture: {len(self.mixture.weights)} components")
         lines.append(f"  sources: {json.dumps(self.sources, sort_keys=True)}")
         return "\n".join(lines)
-
-
-_REQUIRED_KEYS = (
-    "mean", "components", "std", "explained_variance_ratio", "cumulative_variance", "faces",
-    "sex_means", "sex_covariances", "gmm_weights", "gmm_means", "gmm_covariances", "metadata",
-)
 
 
 def reconstruction_error(
