@@ -16,6 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import numpy as np
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -75,5 +77,5 @@ def sha256_arrays(*arrays) -> str:
     for a in arrays:
         h.update(str(a.dtype).encode())
         h.update(str(a.shape).encode())
-        h.update(memoryview(a).cast("B") if a.flags["C_CONTIGUOUS"] else a.tobytes())
+        h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()

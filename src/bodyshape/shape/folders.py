@@ -189,6 +189,13 @@ def _register_one(job: tuple[str, str]) -> tuple[str, str | None]:
         return src.name, msg if msg.startswith(src.name) else f"{src.name}: {msg}"
 
 
+def _collect(results, bar):
+    """Pass (name, error) results through, advancing the progress bar."""
+    for item in results:
+        bar.update(1)
+        yield item
+
+
 def register_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike,
                     options: RegisterOptions = RegisterOptions(), workers: int = 1,
                     progress: bool = True) -> FolderReport:
@@ -213,18 +220,19 @@ def register_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike,
     if workers > 1 and len(jobs) > 1:
         ctx = mp.get_context("spawn")
         with ctx.Pool(workers, initializer=_worker_init, initargs=(options, topology, True)) as pool:
-            results = pool.imap(_register_one, jobs, chunksize=1)
-            for name, err in results:
-                (failed.__setitem__(name, err) if err else done.append(name))
-                bar.update(1)
+            results = list(_collect(pool.imap(_register_one, jobs, chunksize=1), bar))
     else:
         _worker_init(options, topology, True)
-        for job in jobs:
-            name, err = _register_one(job)
-            (failed.__setitem__(name, err) if err else done.append(name))
-            bar.update(1)
+        try:
+            results = list(_collect(map(_register_one, jobs), bar))
+        finally:
+            _WORKER.pop("threads").restore_original_limits()
     bar.close()
-    _WORKER.pop("threads", None) and None
+    for name, err in results:
+        if err:
+            failed[name] = err
+        else:
+            done.append(name)
     for name, err in failed.items():
         logger.error("%s", err)
     kept = {f.stem for f in files if (out_dir / f"{f.stem}.ply").exists()}
