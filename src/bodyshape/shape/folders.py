@@ -143,7 +143,7 @@ def _worker_init(options: RegisterOptions, topology: str | None, single_thread: 
 def _register_one(job: tuple[str, str]) -> tuple[str, str | None]:
     """Register one file; returns (name, error message or None)."""
     from bodyshape.shape.anny_landmarks import transferred_landmarks
-    from bodyshape.shape.register import SurfaceSampler, estimate_landmarks, register
+    from bodyshape.shape.register import SurfaceSampler, register, register_without_landmarks
 
     src, out_dir = Path(job[0]), Path(job[1])
     template: Template = _WORKER["template"]
@@ -162,13 +162,13 @@ def _register_one(job: tuple[str, str]) -> tuple[str, str | None]:
                                               template)
             info["landmarks"] = f"anny transfer ({_WORKER['topology']})"
         if len(landmarks) < 4:
-            est = estimate_landmarks(mesh.vertices, mesh.faces, template, _WORKER["prior"],
-                                     sampler=sampler)
-            landmarks = est.landmarks
+            res, est = register_without_landmarks(mesh.vertices, mesh.faces, template,
+                                                  _WORKER["prior"], sampler=sampler)
             info["landmarks"] = "estimated"
             info["facing_flipped"] = est.facing_flipped
-        res = register(mesh.vertices, mesh.faces, landmarks, template, _WORKER["prior"],
-                       sampler=sampler)
+        else:
+            res = register(mesh.vertices, mesh.faces, landmarks, template, _WORKER["prior"],
+                           sampler=sampler)
         if not np.isfinite(res.vertices).all():
             raise MeshInputError(f"{src.name}: registration diverged (non-finite vertices)")
         vertices = res.vertices

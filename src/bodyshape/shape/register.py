@@ -343,14 +343,16 @@ class EstimatedLandmarks:
 def estimate_landmarks(vertices: np.ndarray, faces: np.ndarray, template: Template,
                        prior: "ShapeModel | None" = None,
                        config: RegistrationConfig = RegistrationConfig(),
-                       sampler: SurfaceSampler | None = None) -> EstimatedLandmarks:
+                       sampler: SurfaceSampler | None = None,
+                       max_snap: float = 0.01) -> EstimatedLandmarks:
     """Estimate the template's landmarks on a target with a coarse landmark-free fit.
 
     The target must be upright (Z up) in meters; it may face -Y or +Y. The template is
     placed by height (scale), bounding-box centre and floor, then fitted without landmarks
     (shape prior when given, else a stiff non-rigid ICP); both facings are tried and the one
     that fits the surface better wins. Landmarks are the fitted template's landmark vertices
-    snapped to the nearest target surface sample.
+    snapped to the nearest target surface sample; landmarks whose fitted vertex is more than
+    ``max_snap`` (m) from the surface are left out.
     """
     cfg = config
     vertices = np.asarray(vertices, np.float64)
@@ -378,7 +380,30 @@ def estimate_landmarks(vertices: np.ndarray, faces: np.ndarray, template: Templa
                                np.zeros((0, 3)), coarse)
         dist, pts, _ = sampler.query(fit)
         if best is None or dist.mean() < best[0]:
-            best = (float(dist.mean()), flipped, fit, pts)
-    surf, flipped, fit, pts = best
-    lms = {name: pts[i] for name, i in zip(template.landmark_names, template.landmark_indices)}
+            best = (float(dist.mean()), flipped, dist, pts)
+    surf, flipped, dist, pts = best
+    # A landmark whose fitted vertex is far from the target (typically a hand the coarse fit
+    # left beside the thigh) would snap onto whatever surface is nearest, such as the thigh;
+    # leaving it out lets the stiffness carry that part instead.
+    lms = {name: pts[i] for name, i in zip(template.landmark_names, template.landmark_indices)
+           if dist[i] < max_snap}
     return EstimatedLandmarks(lms, flipped, surf)
+
+
+def register_without_landmarks(vertices: np.ndarray, faces: np.ndarray, template: Template,
+                               prior: "ShapeModel | None" = None,
+                               config: RegistrationConfig = RegistrationConfig(),
+                               sampler: SurfaceSampler | None = None
+                               ) -> tuple[RegistrationResult, EstimatedLandmarks]:
+    """Register a mesh that has no landmarks: estimate them, register, then register again
+    from the landmarks of that first registration (a better estimate than the coarse fit's).
+    """
+    vertices = np.asarray(vertices, np.float64)
+    sampler = sampler or SurfaceSampler.from_mesh(vertices, np.asarray(faces),
+                                                  config.samples_per_face)
+    est = estimate_landmarks(vertices, faces, template, prior, config, sampler)
+    first = register(vertices, faces, est.landmarks, template, prior, config, sampler)
+    again = {n: first.vertices[i] for n, i in zip(template.landmark_names,
+                                                   template.landmark_indices)}
+    res = register(vertices, faces, again, template, prior, config, sampler)
+    return res, est
