@@ -15,16 +15,6 @@ from bodyshape.synth.poses import (
 )
 
 
-@pytest.fixture(scope="module")
-def rig():
-    return load_rig()
-
-
-@pytest.fixture(scope="module")
-def tpl():
-    return load_template()
-
-
 def idx(name: str) -> int:
     return JOINT_NAMES.index(name)
 

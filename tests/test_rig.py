@@ -20,16 +20,6 @@ J = len(JOINT_NAMES)
 
 
 @pytest.fixture(scope="module")
-def rig():
-    return load_rig()
-
-
-@pytest.fixture(scope="module")
-def tpl():
-    return load_template()
-
-
-@pytest.fixture(scope="module")
 def joints(rig, tpl):
     return regress_joints(tpl.vertices[None], rig.regressor)[0]
 

@@ -239,9 +239,7 @@ def fit_shape_prior(model: "ShapeModel", sampler: SurfaceSampler, faces: np.ndar
         # does not depend on how many vertices matched.
         ridge = cfg.prior_ridge * cfg.prior_stride * max(int(sel.sum()), 1) / np.maximum(std, 1e-9) ** 2
         coeffs = np.linalg.solve(a.T @ a + np.diag(ridge), a.T @ b)
-    basis, mean = basis_all, mean_all
-    canon = mean + basis @ coeffs
-    return canon @ rot.T + trans
+    return (mean_all + basis_all @ coeffs) @ rot.T + trans
 
 
 def register(vertices: np.ndarray, faces: np.ndarray, landmarks: Mapping[str, np.ndarray],
