@@ -6,7 +6,8 @@ import pytest
 import trimesh
 
 from bodyshape.render.camera import Camera, intrinsics, look_at
-from bodyshape.render.raster import rasterize_silhouette, silhouette, silhouettes
+from bodyshape.render.raster import (FRONT_FACING, rasterize_silhouette, silhouette,
+                                     silhouettes)
 from bodyshape.shape.template import load_template
 
 
@@ -145,6 +146,25 @@ def test_template_matches_ray_casting():
     hit = mesh.ray.intersects_any(np.broadcast_to(cam.center, dirs.shape), dirs).reshape(h, w)
     iou = (sil & hit).sum() / (sil | hit).sum()
     assert iou >= 0.999
+    # A closed, outward mesh: front faces alone give the same mask (and they are the faces
+    # whose normals point at the camera).
+    np.testing.assert_array_equal(silhouette(tpl.vertices, tpl.faces, cam, closed=True), sil)
+    pix, _ = cam.project(tpl.vertices)
+    f = tpl.faces
+    area = np.cross(pix[f[:, 1]] - pix[f[:, 0]], pix[f[:, 2]] - pix[f[:, 0]])
+    facing = (mesh.face_normals * (mesh.triangles_center - cam.center)).sum(1) < 0
+    assert np.all(np.sign(area[facing & (area != 0)]) == FRONT_FACING)
+
+
+def test_keep_selects_one_winding():
+    pix = np.array([[1.0, 1.0], [7.0, 1.0], [1.0, 7.0]])
+    ccw, cw = np.array([[0, 1, 2]]), np.array([[0, 2, 1]])
+    assert rasterize_silhouette(pix, ccw, 8, 8).any()
+    for faces in (ccw, cw):
+        kept = [rasterize_silhouette(pix, faces, 8, 8, keep=k).any() for k in (1, -1)]
+        assert sorted(kept) == [False, True]
+    with pytest.raises(ValueError, match="keep"):
+        rasterize_silhouette(pix, ccw, 8, 8, keep=2)
 
 
 def test_batched_silhouettes():

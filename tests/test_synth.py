@@ -215,3 +215,75 @@ def test_augmentation_changes_masks_but_keeps_them_close(reference):
     # Mostly overlapping: on average (a draw hitting every operation at once on a 64-px body
     # with thin arms can dip a little lower).
     assert np.mean(ious) > 0.8 and min(ious) > 0.65, ious
+
+
+def test_canvas_camera_reprojects_the_stored_mask(model_path, reference):
+    """From a shard row alone (coefficients, pose, yaw, cameras, calibration) the stored
+    mask is rebuilt exactly, and the canvas camera projects the body where calibration put
+    it: the ground truth the re-projection loss trains against."""
+    from bodyshape.calibrate import calibrate
+    from bodyshape.render.raster import silhouette
+    from bodyshape.shape.rig import pose_meshes
+    from bodyshape.synth.generate import _yaw
+    from bodyshape.synth.poses import PoseParams, pose_rotations
+
+    model, rig = ShapeModel.load(model_path), load_rig()
+    data = read_shard(reference / "shard-00000.npz")
+    assert data.canvas_intrinsics().shape == (len(data), 2, 3, 3)
+    for r in range(len(data)):
+        rest = model.decode(data.coeffs[r][None])[0].astype(np.float64)
+        rot = pose_rotations(PoseParams(data.pose_angles[r][None].astype(np.float64)),
+                             rig.rest_arm_angle)
+        posed = pose_meshes(rest[None], rot, rig).vertices[0]
+        for v, view in enumerate(("front", "side")):
+            body = _yaw(posed, float(data.yaw[r, v]))
+            frame = data.camera(r, view)
+            cal = calibrate(silhouette(body, model.faces, frame), SPEC.calibration,
+                            mirror=bool(data.side_mirrored[r]) and view == "side")
+            np.testing.assert_array_equal(cal.image >= 0.5, data.masks[r, v] >= 128)
+            assert cal.scale == pytest.approx(data.calib_scale[r, v], rel=1e-9)
+            on_frame, _ = frame.project(body)
+            on_canvas, _ = data.canvas_camera(r, view).project(body)
+            np.testing.assert_allclose(on_canvas, cal.to_canvas(on_frame), atol=1e-6)
+
+
+def test_bad_output_folders_and_sizes(model_path, reference, tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match="cannot write"):
+        write_dataset(model_path, blocker / "sub", 4, 0, SPEC, progress=False)
+    with pytest.raises(ValueError, match="not a folder"):
+        write_dataset(model_path, blocker, 4, 0, SPEC, progress=False)
+    with pytest.raises(ValueError, match="more than"):
+        write_dataset(model_path, tmp_path / "d", 10**10, 0, SPEC, progress=False)
+    import shutil as _shutil
+    from collections import namedtuple
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(_shutil, "disk_usage", lambda p: usage(10**6, 10**6 - 100, 100))
+    with pytest.raises(ValueError, match="GB free"):
+        write_dataset(model_path, tmp_path / "d2", 1000, 0, SPEC, progress=False)
+    assert not (tmp_path / "d2" / "config.json").exists()
+
+
+def test_cli_synth_writes_and_refuses_clearly(model_path, reference, tmp_path):
+    from click.testing import CliRunner
+
+    from bodyshape.cli import main
+
+    out = tmp_path / "data"
+    args = ["synth", "--shape-model", str(model_path), "--n", str(N), "--seed", "5",
+            "--poses-per-shape", "2", "--shard-size", str(SHARD), "--canvas", "64",
+            "--frame", "256", "--out", str(out), "--no-progress"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert "dataset complete" in res.output
+    assert _files(out) == _files(reference)  # the CLI makes the same bytes as the API
+    before = _files(out)
+    res = CliRunner().invoke(main, args[:-3] + ["--seed", "6", "--out", str(out)])
+    assert res.exit_code == 2 and "different dataset" in res.output
+    assert _files(out) == before
+    res = CliRunner().invoke(main, args + ["--shard-index", "1"])
+    assert res.exit_code == 2 and "both" in res.output
+    res = CliRunner().invoke(main, ["synth", "--shape-model", str(tmp_path / "none.npz"),
+                                    "--n", "3", "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "not found" in res.output

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 
@@ -82,17 +83,42 @@ class Calibrated:
         return (p - self.offset) / np.array([sx, self.scale])
 
 
-def _overlap_weights(n_out: int, start: np.ndarray, stop: np.ndarray, n_in: int) -> np.ndarray:
-    """(n_out, n_in) area-average weights along one axis.
+@numba.njit(cache=True)
+def _area_resample(crop, ys, ye, xs, xe):
+    """Exact area average of a bool crop onto an output grid, separably (rows, then columns).
 
-    Output pixel k's preimage is the frame interval ``[start[k], stop[k]]`` (in cropped
-    input coordinates); its weight on input pixel m is the overlap of that interval with
-    ``[m, m+1]`` divided by the interval length.
+    Output pixel (k, l) covers input rows ``[ys[k], ye[k]]`` and columns ``[xs[l], xe[l]]``
+    (crop coordinates, input pixel m covering ``[m, m + 1]``; ``ys < ye``, ``xs < xe``).
+    Written with numba because the weights are banded: a dense ``Wy @ crop @ Wx.T`` spends
+    almost all of its time multiplying zeros (measured ~3 ms against ~0.3 ms per 1024 px
+    frame), and no library resizer takes a sub-pixel output offset with an area filter.
     """
-    m = np.arange(n_in, dtype=np.float64)
-    lo = np.maximum(start[:, None], m[None, :])
-    hi = np.minimum(stop[:, None], m[None, :] + 1.0)
-    return np.clip(hi - lo, 0.0, None) / (stop - start)[:, None]
+    n_rows, n_cols = crop.shape
+    h, w = ys.shape[0], xs.shape[0]
+    tmp = np.zeros((h, n_cols))
+    for k in range(h):
+        a, b = ys[k], ye[k]
+        for m in range(max(int(np.floor(a)), 0), min(int(np.ceil(b)), n_rows)):
+            wgt = min(b, m + 1.0) - max(a, float(m))
+            if wgt <= 0.0:
+                continue
+            for j in range(n_cols):
+                if crop[m, j]:
+                    tmp[k, j] += wgt
+        inv = 1.0 / (b - a)
+        for j in range(n_cols):
+            tmp[k, j] *= inv
+    out = np.zeros((h, w))
+    for k in range(h):
+        for l in range(w):
+            a, b = xs[l], xe[l]
+            acc = 0.0
+            for m in range(max(int(np.floor(a)), 0), min(int(np.ceil(b)), n_cols)):
+                wgt = min(b, m + 1.0) - max(a, float(m))
+                if wgt > 0.0:
+                    acc += wgt * tmp[k, m]
+            out[k, l] = acc / (b - a)
+    return out
 
 
 def calibrate(mask: np.ndarray, spec: CalibrationSpec = CalibrationSpec(),
@@ -121,7 +147,7 @@ def calibrate(mask: np.ndarray, spec: CalibrationSpec = CalibrationSpec(),
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise ValueError(f"mask must be 2-D (H, W), got shape {mask.shape}")
-    fg = mask != 0
+    fg = mask if mask.dtype == np.bool_ else mask != 0
     rows = np.flatnonzero(fg.any(axis=1))
     cols = np.flatnonzero(fg.any(axis=0))
     if rows.size == 0:
@@ -140,9 +166,6 @@ def calibrate(mask: np.ndarray, spec: CalibrationSpec = CalibrationSpec(),
     offset = np.array([0.5 * spec.canvas_width, 0.5 * spec.canvas_height]) \
         - np.array([sx, scale]) * centre
 
-    # cv2.resize cannot place its output at a sub-pixel offset (the centring here needs one)
-    # and cv2.warpAffine has no area filter; an axis-aligned scale + shift is separable, so
-    # the exact area average is two small overlap matrices: image = Wy @ crop @ Wx.T.
     # Canvas pixel edges in crop coordinates, written relative to the box size only (not its
     # frame position) so that a translated mask gives a bit-identical image.
     kx = np.arange(spec.canvas_width + 1, dtype=np.float64)
@@ -150,10 +173,8 @@ def calibrate(mask: np.ndarray, spec: CalibrationSpec = CalibrationSpec(),
     xs, xe = (ex[:-1], ex[1:]) if not mirrored else (ex[1:], ex[:-1])
     ky = np.arange(spec.canvas_height + 1, dtype=np.float64)
     ey = (ky - 0.5 * spec.canvas_height) / scale + 0.5 * (y1 - y0)
-    wx = _overlap_weights(spec.canvas_width, xs, xe, x1 - x0)
-    wy = _overlap_weights(spec.canvas_height, ey[:-1], ey[1:], y1 - y0)
-    crop = fg[y0:y1, x0:x1].astype(np.float64)
-    image = np.clip(wy @ crop @ wx.T, 0.0, 1.0).astype(np.float32)
+    crop = np.ascontiguousarray(fg[y0:y1, x0:x1])
+    image = np.clip(_area_resample(crop, ey[:-1], ey[1:], xs, xe), 0.0, 1.0).astype(np.float32)
     offset.setflags(write=False)
     bbox = np.array([x0, y0, x1, y1], dtype=np.float64)
     bbox.setflags(write=False)

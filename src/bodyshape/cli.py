@@ -213,26 +213,31 @@ def build_shape_model(preset, work, out, workers):
 @click.option("--masks", "mask_format", type=click.Choice(["packed", "uint8"]),
               default="packed", show_default=True,
               help="packed: 1 bit per pixel (thresholded at 0.5); uint8: anti-aliased.")
+@click.option("--frame", "frame", type=click.IntRange(64), default=None,
+              help="Long side of the rendered phone frame, pixels [default: CameraSpec's].")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def synth(shape_model, n, poses_per_shape, out, seed, workers, shard_index, num_shards,
-          shard_size, sampling, canvas, mask_format, progress):
-    """Render N synthetic front/side silhouette pairs into DIR/shard-*.npz (resumable).
+          shard_size, sampling, canvas, mask_format, frame, progress):
+    """Render N synthetic front/side silhouette pairs into OUT/shard-*.npz.
 
-    Work in progress (issue 3): the format and determinism are tested; throughput is not
-    yet at its goal.
+    Deterministic (the same arguments give byte-identical shards for any --workers) and
+    resumable (rerun the same command after a kill). Shard format and defaults:
+    docs/SYNTH.md.
     """
     from bodyshape.calibrate import CalibrationSpec
+    from bodyshape.render.camera import CameraSpec
     from bodyshape.synth.generate import SynthSpec
     from bodyshape.synth.shards import write_dataset
 
     try:
-        spec = SynthSpec(calibration=CalibrationSpec(canvas, canvas),
+        camera = CameraSpec() if frame is None else CameraSpec(long_side=frame)
+        spec = SynthSpec(camera=camera, calibration=CalibrationSpec(canvas, canvas),
                          poses_per_shape=poses_per_shape, sampling=sampling)
         summary = write_dataset(shape_model, out, n, seed, spec, workers=workers,
                                 shard_index=shard_index, num_shards=num_shards,
                                 progress=progress, shard_size=shard_size,
                                 mask_format=mask_format)
-    except ValueError as e:
+    except (ValueError, OSError) as e:
         _fail(str(e))
     click.echo(f"wrote {summary['written']} shards, skipped {summary['skipped']} "
                f"(this part: {summary['shards']})")

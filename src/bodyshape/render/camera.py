@@ -12,6 +12,7 @@ the principal point of a centred camera is ``(width / 2, height / 2)``.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -156,7 +157,12 @@ class CameraSpec:
         vfov_deg: (lo, hi) vertical field of view, degrees (phone main/portrait lenses).
         aspects: portrait frame shapes as (width, height) ratios; one is drawn uniformly.
         long_side: frame height in pixels; width = round(long_side * w / h), so the defaults
-            give 768x1024 (3:4) and 576x1024 (9:16).
+            give 384x512 (3:4) and 288x512 (9:16). The body then spans 230-460 px, at least
+            twice the 115 px it gets on the default network canvas, so calibration still
+            area-averages 2x2 or more frame pixels per canvas pixel; a 1024 px frame changes
+            the stored (thresholded) masks little and halves throughput (both measured by
+            ``benchmarks/bench_synth.py``). The pixel size of the frame is a rendering
+            choice only: calibration removes it.
         camera_height: (lo, hi) camera height above ``floor_z``, meters.
         fill: (lo, hi) target fraction of the frame height spanned by the projected body
             bounding box; the distance is solved to hit the draw.
@@ -171,7 +177,7 @@ class CameraSpec:
 
     vfov_deg: tuple[float, float] = (50.0, 75.0)
     aspects: tuple[tuple[int, int], ...] = ((3, 4), (9, 16))
-    long_side: int = 1024
+    long_side: int = 512
     camera_height: tuple[float, float] = (0.8, 1.7)
     fill: tuple[float, float] = (0.45, 0.90)
     pitch_deg: float = 8.0
@@ -243,25 +249,36 @@ def sample_camera(rng: np.random.Generator, spec: CameraSpec, body_bounds: np.nd
     centre = bounds.mean(axis=0)
     corners = box_corners(bounds)
 
+    cr, sr = math.cos(roll), math.sin(roll)
+    roll_m = np.array([[cr, -sr, 0.0], [sr, cr, 0.0], [0.0, 0.0, 1.0]])
+
     def pose(gap: float) -> tuple[np.ndarray, np.ndarray]:
         # gap: horizontal distance (m) from the body's front face (min y) to the camera.
-        pos = np.array([centre[0] + lateral, bounds[0, 1] - gap, cam_z])
-        d = centre - pos
-        elevation = np.arctan2(d[2], np.hypot(d[0], d[1])) + pitch
-        heading = np.arctan2(d[1], d[0])
-        fwd = np.array([np.cos(elevation) * np.cos(heading),
-                        np.cos(elevation) * np.sin(heading), np.sin(elevation)])
-        return look_at(pos, pos + fwd, roll=roll)
+        # The same frame as ``look_at(pos, pos + fwd, roll=roll)``, written out with scalar
+        # maths because the root finder below calls this ~20 times per camera and numpy's
+        # per-call overhead on 3-vectors dominated synthetic-data throughput.
+        px, py, pz = centre[0] + lateral, bounds[0, 1] - gap, cam_z
+        dx, dy, dz = centre[0] - px, centre[1] - py, centre[2] - pz
+        elevation = math.atan2(dz, math.hypot(dx, dy)) + pitch
+        heading = math.atan2(dy, dx)
+        ce, se = math.cos(elevation), math.sin(elevation)
+        ch, sh = math.cos(heading), math.sin(heading)
+        fwd = (ce * ch, ce * sh, se)
+        right = (sh, -ch, 0.0)  # fwd x up, normalized (|fwd x z| = cos(elevation) > 0)
+        down = (fwd[1] * right[2] - fwd[2] * right[1], fwd[2] * right[0] - fwd[0] * right[2],
+                fwd[0] * right[1] - fwd[1] * right[0])
+        R = roll_m @ np.array([right, down, fwd])
+        return R, -R @ np.array([px, py, pz])
 
     def excess(gap: float) -> float:
-        # Projects the corners inline rather than through Camera: this runs ~40 times per
-        # draw inside the root finder and Camera's validation would dominate its cost.
+        # Projects the corners inline rather than through Camera: Camera's validation would
+        # dominate the cost inside the root finder.
         R, t = pose(gap)
         pc = corners @ R.T + t
-        if np.any(pc[:, 2] < _NEAR):
+        if pc[:, 2].min() < _NEAR:
             return 1e6  # corners beside/behind the camera: far too close
         v = K[1, 1] * pc[:, 1] / pc[:, 2] + K[1, 2]
-        return float(np.ptp(v)) / height - fill
+        return float(v.max() - v.min()) / height - fill
 
     gap_lo, gap_hi = _NEAR, 1e3
     if excess(gap_lo) <= 0 or excess(gap_hi) >= 0:

@@ -40,7 +40,9 @@ def _edge(ax, ay, bx, by, px, py):
 
 
 @numba.njit(cache=True)
-def _rasterize(pix, faces, width, height, out):
+def _rasterize(pix, faces, width, height, keep, out):
+    # keep: 0 fills every triangle; +1 / -1 only those whose signed pixel-space area has
+    # that sign (front faces of a closed mesh, see ``silhouette(closed=True)``).
     for f in range(faces.shape[0]):
         i0, i1, i2 = faces[f, 0], faces[f, 1], faces[f, 2]
         x0, y0 = pix[i0, 0], pix[i0, 1]
@@ -50,6 +52,8 @@ def _rasterize(pix, faces, width, height, out):
         if not np.isfinite(area) or area == 0.0:
             continue  # degenerate (or non-finite) triangles cover no centre
         sign = 1.0 if area > 0.0 else -1.0  # accept either winding
+        if keep != 0 and sign != keep:
+            continue
         # Bounding box of centres: column j is a candidate iff xmin <= j + 0.5 <= xmax. Clip
         # in floating point before converting so far-away vertices cannot overflow an int.
         xmin = min(x0, min(x1, x2))
@@ -62,6 +66,9 @@ def _rasterize(pix, faces, width, height, out):
         ihi = min(np.floor(ymax - 0.5), height - 1.0)
         if jlo > jhi or ilo > ihi:
             continue
+        # Triangles of a body mesh cover a few pixels each, so testing every centre of the
+        # box costs less than setting up per-row spans (measured: a scanline variant was
+        # 40 % slower at 1024 px).
         for i in range(int(ilo), int(ihi) + 1):
             py = i + 0.5
             for j in range(int(jlo), int(jhi) + 1):
@@ -74,8 +81,8 @@ def _rasterize(pix, faces, width, height, out):
                     out[i, j] = True
 
 
-def rasterize_silhouette(pix: np.ndarray, faces: np.ndarray, width: int, height: int
-                         ) -> np.ndarray:
+def rasterize_silhouette(pix: np.ndarray, faces: np.ndarray, width: int, height: int,
+                         keep: int = 0) -> np.ndarray:
     """Union of filled 2D triangles, sampled at pixel centres.
 
     Args:
@@ -83,6 +90,8 @@ def rasterize_silhouette(pix: np.ndarray, faces: np.ndarray, width: int, height:
             ``(j + 0.5, i + 0.5)``).
         faces: (F, 3) integer vertex indices; any winding.
         width, height: image size, pixels.
+        keep: 0 fills every triangle; +1 (-1) only triangles whose signed area
+            ``(p1 - p0) x (p2 - p0)`` in pixel coordinates is positive (negative).
 
     Returns:
         (height, width) bool; True where the pixel centre is inside or on the boundary of at
@@ -96,18 +105,32 @@ def rasterize_silhouette(pix: np.ndarray, faces: np.ndarray, width: int, height:
         raise ValueError(f"faces must be (F, 3), got {faces.shape}")
     if faces.size and (faces.min() < 0 or faces.max() >= len(pix)):
         raise ValueError("faces index outside the vertex array")
+    if keep not in (-1, 0, 1):
+        raise ValueError(f"keep must be -1, 0 or 1, got {keep}")
     out = np.zeros((int(height), int(width)), dtype=np.bool_)
-    _rasterize(pix, faces, int(width), int(height), out)
+    _rasterize(pix, faces, int(width), int(height), float(keep), out)
     return out
 
 
-def silhouette(vertices: np.ndarray, faces: np.ndarray, camera: Camera) -> np.ndarray:
+# Outward-wound faces that face an OpenCV camera (x right, y down, z forward) have a
+# negative signed area in pixel coordinates (checked by tests/test_raster.py).
+FRONT_FACING = -1
+
+
+def silhouette(vertices: np.ndarray, faces: np.ndarray, camera: Camera, closed: bool = False
+               ) -> np.ndarray:
     """Binary silhouette of a mesh seen by a camera.
 
     Args:
         vertices: (V, 3) world coordinates, meters.
         faces: (F, 3) integer vertex indices.
         camera: pinhole camera; every vertex must be in front of it.
+        closed: the mesh is closed (watertight) with outward (counter-clockwise from
+            outside) winding, as the template is, even when posing makes it intersect
+            itself. Then only front-facing triangles are rasterized, about twice as fast:
+            every camera ray that meets a closed surface crosses it as often inwards as
+            outwards, so it meets a front face wherever it meets any face, and the
+            silhouette is unchanged. Wrong for open or inward-wound meshes.
 
     Returns:
         (camera.height, camera.width) bool mask (see the module docstring for the rule).
@@ -120,11 +143,12 @@ def silhouette(vertices: np.ndarray, faces: np.ndarray, camera: Camera) -> np.nd
     if np.any(~(depth > 0.0)):
         raise ValueError(f"{int(np.sum(~(depth > 0.0)))} vertices are at or behind the camera "
                          f"(min depth {np.nanmin(depth):.3f} m)")
-    return rasterize_silhouette(pix, faces, camera.width, camera.height)
+    return rasterize_silhouette(pix, faces, camera.width, camera.height,
+                                keep=FRONT_FACING if closed else 0)
 
 
-def silhouettes(vertices: np.ndarray, faces: np.ndarray, cameras: Sequence[Camera]
-                ) -> np.ndarray:
+def silhouettes(vertices: np.ndarray, faces: np.ndarray, cameras: Sequence[Camera],
+                closed: bool = False) -> np.ndarray:
     """Batched ``silhouette``: (B, V, 3) meters and B cameras of one image size -> (B, H, W)
     bool."""
     vertices = np.asarray(vertices)
@@ -136,4 +160,4 @@ def silhouettes(vertices: np.ndarray, faces: np.ndarray, cameras: Sequence[Camer
         raise ValueError(f"all cameras must share one image size, got {sorted(sizes)}")
     if not cameras:
         return np.zeros((0, 0, 0), dtype=bool)
-    return np.stack([silhouette(v, faces, c) for v, c in zip(vertices, cameras)])
+    return np.stack([silhouette(v, faces, c, closed) for v, c in zip(vertices, cameras)])

@@ -220,8 +220,13 @@ def lbs(vertices: np.ndarray, joints: np.ndarray, rotations: np.ndarray, weights
     # (A_k - I) per joint, blended per vertex as 3x4 matrices only: no (B, V, 4, 4) array.
     delta = a[..., :3, :].copy()
     delta[..., :3, :3] -= np.eye(3)
-    blend = np.einsum("vk,bkij->bvij", weights, delta)
-    posed = vertices + np.einsum("bvik,bvk->bvi", blend[..., :3], vertices) + blend[..., 3]
+    # BLAS matmul for the (V, J) x (J, 12) blend and explicit column sums for the per-vertex
+    # 3x3 product: both several times faster than the equivalent einsums on CPU.
+    b, j = delta.shape[:2]
+    blend = (weights @ delta.reshape(b, j, 12)).reshape(b, -1, 3, 4)
+    x, y, z = vertices[..., 0:1], vertices[..., 1:2], vertices[..., 2:3]
+    posed = (vertices + blend[..., 0] * x + blend[..., 1] * y + blend[..., 2] * z
+             + blend[..., 3])
     return PosedMeshes(posed, transform_points(a, joints))
 
 

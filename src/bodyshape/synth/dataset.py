@@ -206,7 +206,10 @@ class ShardDataset(IterableDataset):
     ``stature`` () float32 m; ``sex`` () int64 (0 female, 1 male, -1 unknown); ``index``
     () int64; ``pose_angles`` (P,) float32 rad; ``yaw`` (2,) float32 rad;
     ``side_mirrored`` () bool; ``camera_K``/``camera_R`` (2, 3, 3), ``camera_t`` (2, 3)
-    float32, ``camera_size`` (2, 2) int64 (width, height); views (front, side).
+    float32, ``camera_size`` (2, 2) int64 (width, height) of the full frame; ``canvas_K``
+    (2, 3, 3) float32 intrinsics that, with ``camera_R``/``camera_t``, project the posed
+    and yawed body straight onto the canvas (``ShardData.canvas_intrinsics``); views (front,
+    side).
 
     Args:
         root: dataset folder holding ``manifest.json``.
@@ -244,6 +247,7 @@ class ShardDataset(IterableDataset):
 
     def _items(self, data: ShardData) -> Iterator[dict]:
         order = np.arange(len(data))
+        canvas_k = data.canvas_intrinsics().astype(np.float32)
         if self.shuffle:
             first = int(data.index[0]) if len(data) else 0
             order = np.random.default_rng([self.seed, self.epoch, first, 1]).permutation(order)
@@ -267,6 +271,7 @@ class ShardDataset(IterableDataset):
                 "camera_R": torch.from_numpy(data.camera_R[r].astype(np.float32)),
                 "camera_t": torch.from_numpy(data.camera_t[r].astype(np.float32)),
                 "camera_size": torch.from_numpy(data.camera_size[r].astype(np.int64)),
+                "canvas_K": torch.from_numpy(canvas_k[r]),
             }
 
     def __iter__(self) -> Iterator[dict]:

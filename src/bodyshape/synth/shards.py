@@ -21,6 +21,10 @@ Shard file (an uncompressed ``.npz``; S samples, views ordered ``VIEWS = (front,
   ``sex`` (S,) int8 (0 female, 1 male, -1 unknown); ``side_mirrored`` (S,) bool;
 - cameras per view: ``camera_K`` (S, 2, 3, 3), ``camera_R`` (S, 2, 3, 3), ``camera_t``
   (S, 2, 3) float64, ``camera_size`` (S, 2, 2) int32 (width, height) of the full frame;
+- calibration per view: ``calib_scale`` (S, 2) float64 canvas px per frame px and
+  ``calib_offset`` (S, 2, 2) float64: ``canvas = offset + scale * (x, y)``, with x negated
+  for the mirrored side views (``side_mirrored``); :meth:`ShardData.canvas_camera` folds
+  both into a camera that projects straight onto the canvas;
 - ``masks``: ``mask_format="packed"`` (default): the calibrated masks thresholded at
   ``>= 0.5`` and bit-packed along the width, ``np.packbits(m >= 0.5, axis=-1)``, (S, 2, H,
   ceil(W/8)) uint8; ``"uint8"``: ``round(255 * m)`` (S, 2, H, W) uint8, keeping the
@@ -49,6 +53,7 @@ import logging
 import math
 import multiprocessing
 import os
+import shutil
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,12 +70,13 @@ from bodyshape.synth.poses import POSE_NAMES
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 VIEWS = ("front", "side")
 MASK_FORMATS = ("packed", "uint8")
 DEFAULT_SHARD_SIZE = 1000
 CONFIG_NAME = "config.json"
 MANIFEST_NAME = "manifest.json"
+MAX_SAMPLES = 10**9  # a sanity bound on --n (a typo like 1e12), not a format limit
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed zip member time: byte-identical files
 
 
@@ -123,6 +129,8 @@ def shard_arrays(samples: list, mask_format: str = "packed") -> dict[str, np.nda
         "camera_t": np.array([[c["t"] for c in v] for v in cams], dtype=np.float64),
         "camera_size": np.array([[[c["width"], c["height"]] for c in v] for v in cams],
                                 dtype=np.int32),
+        "calib_scale": np.stack([s.calib_scale for s in samples]).astype(np.float64),
+        "calib_offset": np.stack([s.calib_offset for s in samples]).astype(np.float64),
         "masks": np.ascontiguousarray(masks),
     }
 
@@ -151,6 +159,7 @@ class ShardData:
         sex: (S,) int8 codes (0 female, 1 male, -1 unknown). side_mirrored: (S,) bool.
         camera_K, camera_R: (S, 2, 3, 3) float64; camera_t: (S, 2, 3) float64 meters;
         camera_size: (S, 2, 2) int32 (width, height) pixels.
+        calib_scale: (S, 2) float64; calib_offset: (S, 2, 2) float64 (module docs).
         masks: (S, 2, H, W) uint8 in 0..255 (``/ 255`` gives the calibrated image).
     """
 
@@ -167,6 +176,8 @@ class ShardData:
     camera_R: np.ndarray
     camera_t: np.ndarray
     camera_size: np.ndarray
+    calib_scale: np.ndarray
+    calib_offset: np.ndarray
     masks: np.ndarray
 
     def __len__(self) -> int:
@@ -177,6 +188,25 @@ class ShardData:
         v = VIEWS.index(view)
         w, h = (int(x) for x in self.camera_size[i, v])
         return Camera(self.camera_K[i, v], self.camera_R[i, v], self.camera_t[i, v], w, h)
+
+    def canvas_intrinsics(self) -> np.ndarray:
+        """(S, 2, 3, 3) intrinsics that project straight onto the network canvas: the frame
+        intrinsics composed with each view's calibration (scale, offset, mirror)."""
+        s = self.calib_scale
+        sx = np.where(np.stack([np.zeros_like(self.side_mirrored), self.side_mirrored], 1),
+                      -s, s)
+        a = np.zeros(s.shape + (3, 3))
+        a[..., 0, 0], a[..., 1, 1], a[..., 2, 2] = sx, s, 1.0
+        a[..., :2, 2] = self.calib_offset
+        return a @ self.camera_K
+
+    def canvas_camera(self, i: int, view: str) -> Camera:
+        """The camera of sample row ``i``'s view composed with its calibration: it projects
+        the posed, yawed body straight onto the (H, W) network canvas, mirror included."""
+        v = VIEWS.index(view)
+        h, w = self.masks.shape[-2:]
+        return Camera(self.canvas_intrinsics()[i, v], self.camera_R[i, v],
+                      self.camera_t[i, v], w, h)
 
 
 def recorded_hashes(root: Path) -> dict[str, str]:
@@ -269,6 +299,11 @@ def _load_model(path: str) -> ShapeModel:
     return ShapeModel.load(path)
 
 
+def _shard_len(k: int, n: int, shard_size: int) -> int:
+    """Samples in shard ``k`` of an ``n``-sample dataset."""
+    return max(0, min((k + 1) * shard_size, n) - k * shard_size)
+
+
 def _init_worker() -> None:
     # One BLAS/OpenMP thread per worker: W workers use W cores, and results cannot depend on
     # a thread count (some BLAS reductions are not bit-reproducible across thread counts).
@@ -290,6 +325,33 @@ def _make_shard(job: tuple) -> tuple[str, str]:
     with atomic_path(target) as tmp:
         write_npz(tmp, shard_arrays(samples, mask_format))
     return target.name, sha256_file(target)
+
+
+def bytes_per_sample(config: dict) -> int:
+    """Shard bytes per sample of a dataset config (arrays only; zip headers add ~1 KB per
+    shard): the disk estimate checked before writing."""
+    h, w = config["canvas"]
+    masks = 2 * h * ((w + 7) // 8 if config["mask_format"] == "packed" else w)
+    scalars = 8 + 8 + 4 + 1 + 1  # index, shape_index, stature, sex, side_mirrored
+    vectors = 4 * (config["n_components"] + len(config["pose_names"]) + 2)
+    cameras = 2 * 8 * (9 + 9 + 3 + 1 + 2) + 2 * 4 * 2  # K, R, t, calibration; sizes
+    return masks + scalars + vectors + cameras
+
+
+def _check_writable(out: Path, config: dict, n_todo_samples: int) -> None:
+    """Fail early, before any work, if ``out`` cannot be written or the disk is too small."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ValueError(f"cannot write to {out}: {exc.strerror or exc}") from exc
+    need = n_todo_samples * bytes_per_sample(config)
+    free = shutil.disk_usage(out).free
+    if need > free:
+        raise ValueError(f"{out}: the dataset needs about {need / 1e9:.2f} GB, only "
+                         f"{free / 1e9:.2f} GB free")
 
 
 def _check_config(out: Path, config: dict) -> None:
@@ -342,6 +404,9 @@ def _check_args(n, seed, workers, shard_size, shard_index, num_shards, mask_form
     """Validate ``write_dataset`` arguments -> (part, parts)."""
     if int(n) < 1:
         raise ValueError(f"n must be >= 1, got {n}")
+    if int(n) > MAX_SAMPLES:
+        raise ValueError(f"n = {n} is more than {MAX_SAMPLES:,} samples; split such a job "
+                         "into several datasets")
     if int(seed) < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
     if int(workers) < 1 or int(shard_size) < 1:
@@ -396,11 +461,14 @@ def write_dataset(model_path: str | os.PathLike, out: str | os.PathLike, n: int,
 
     out = Path(out)
     config = dataset_config(model, int(n), int(seed), spec, int(shard_size), mask_format)
-    out.mkdir(parents=True, exist_ok=True)
-    _check_config(out, config)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} exists and is not a folder")
+    if out.is_dir():
+        _check_config(out, config)  # before anything is written into an existing folder
+    mine = list(range(part, config["n_shards"], parts))
+    _check_writable(out, config, sum(_shard_len(k, n, shard_size) for k in mine))
     write_json(out / CONFIG_NAME, config)  # identical bytes from every part
 
-    mine = list(range(part, config["n_shards"], parts))
     # Stray temporaries of killed runs (only our own shards': other parts may be writing).
     for k in mine:
         for stray in out.glob(f".{Path(shard_name(k)).stem}.*.tmp.npz"):
@@ -429,21 +497,24 @@ def write_dataset(model_path: str | os.PathLike, out: str | os.PathLike, n: int,
     jobs = [(str(model_path), str(out), k, int(seed), config["spec"], int(n), int(shard_size),
              mask_format, model.model_hash) for k in todo]
     from tqdm import tqdm
-    bar = tqdm(total=len(mine), initial=skipped, disable=not progress, unit="shard",
-               desc="synth")
+    sizes = {shard_name(k): _shard_len(k, n, shard_size) for k in mine}
+    bar = tqdm(total=sum(sizes.values()), initial=sum(sizes[nm] for nm in done),
+               disable=not progress, unit="sample", unit_scale=True, desc="synth",
+               smoothing=0.05)
     try:
         if workers == 1 or len(jobs) <= 1:
             from threadpoolctl import threadpool_limits
             with threadpool_limits(1):  # same single-threaded arithmetic as the workers
                 for job in jobs:
-                    record(*_make_shard(job))
-                    bar.update()
+                    name, digest = _make_shard(job)
+                    record(name, digest)
+                    bar.update(sizes[name])
         else:
             ctx = multiprocessing.get_context("spawn")
             with ctx.Pool(min(workers, len(jobs)), initializer=_init_worker) as pool:
                 for name, digest in pool.imap_unordered(_make_shard, jobs):
                     record(name, digest)
-                    bar.update()
+                    bar.update(sizes[name])
     finally:
         bar.close()
     if done:  # also when every shard was skipped (their hashes may come from another part)
