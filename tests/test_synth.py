@@ -27,22 +27,8 @@ N, SHARD = 6, 2  # 3 shards
 
 
 @pytest.fixture(scope="module")
-def model_path(tmp_path_factory):
-    """A 4-component model fitted on smooth variations of the template (no anny)."""
-    tpl = load_template()
-    rng = np.random.default_rng(0)
-    v = tpl.vertices
-    bodies = []
-    for _ in range(12):
-        w = v * (1 + 0.05 * rng.standard_normal(3))
-        w[:, 1] -= 0.02 * rng.standard_normal() * np.exp(-((v[:, 2] - 0.1) ** 2) / 0.01) \
-            * (v[:, 1] < 0)
-        bodies.append(w)
-    model = ShapeModel.fit(np.stack(bodies).astype(np.float32), tpl.faces, tpl.hash,
-                           n_components=4)
-    path = tmp_path_factory.mktemp("model") / "model.npz"
-    model.save(path)
-    return path
+def model_path(small_model_path):
+    return small_model_path
 
 
 def _write(model_path, out, workers=1, **kw):
@@ -224,7 +210,7 @@ def test_canvas_camera_reprojects_the_stored_mask(model_path, reference):
     from bodyshape.calibrate import calibrate
     from bodyshape.render.raster import silhouette
     from bodyshape.shape.rig import pose_meshes
-    from bodyshape.synth.generate import _yaw
+    from bodyshape.synth.generate import yaw_about_centre
     from bodyshape.synth.poses import PoseParams, pose_rotations
 
     model, rig = ShapeModel.load(model_path), load_rig()
@@ -236,7 +222,7 @@ def test_canvas_camera_reprojects_the_stored_mask(model_path, reference):
                              rig.rest_arm_angle)
         posed = pose_meshes(rest[None], rot, rig).vertices[0]
         for v, view in enumerate(("front", "side")):
-            body = _yaw(posed, float(data.yaw[r, v]))
+            body = yaw_about_centre(posed, float(data.yaw[r, v]))
             frame = data.camera(r, view)
             cal = calibrate(silhouette(body, model.faces, frame), SPEC.calibration,
                             mirror=bool(data.side_mirrored[r]) and view == "side")

@@ -247,5 +247,13 @@ def synth(shape_model, n, poses_per_shape, out, seed, workers, shard_index, num_
         click.echo("other parts still missing: manifest.json is written by the last part")
 
 
+def _register_learning_commands() -> None:
+    from bodyshape import cli_learn
+
+    cli_learn.register(main)
+
+
+_register_learning_commands()
+
 if __name__ == "__main__":
     main()

@@ -160,7 +160,7 @@ class CameraSpec:
             give 384x512 (3:4) and 288x512 (9:16). The body then spans 230-460 px, at least
             twice the 115 px it gets on the default network canvas, so calibration still
             area-averages 2x2 or more frame pixels per canvas pixel; a 1024 px frame changes
-            the stored (thresholded) masks little and halves throughput (both measured by
+            the stored (thresholded) masks little and is slower (both measured by
             ``benchmarks/bench_synth.py``). The pixel size of the frame is a rendering
             choice only: calibration removes it.
         camera_height: (lo, hi) camera height above ``floor_z``, meters.

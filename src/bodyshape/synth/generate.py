@@ -155,7 +155,7 @@ class Sample:
         return SEX_CODES.get(self.sex, SEX_UNKNOWN) if self.sex else SEX_UNKNOWN
 
 
-def _bounds(vertices: np.ndarray) -> np.ndarray:
+def vertex_bounds(vertices: np.ndarray) -> np.ndarray:
     """(2, 3) [min, max] of (V, 3) vertices.
 
     Reduces over a transposed contiguous copy: numpy's ``min(axis=0)`` over a (V, 3) array
@@ -164,10 +164,10 @@ def _bounds(vertices: np.ndarray) -> np.ndarray:
     return np.stack([vt.min(axis=1), vt.max(axis=1)])
 
 
-def _yaw(vertices: np.ndarray, angle: float) -> np.ndarray:
+def yaw_about_centre(vertices: np.ndarray, angle: float) -> np.ndarray:
     """Rotate (V, 3) vertices by ``angle`` radians about the vertical axis through their
     bounding-box centre (x, y)."""
-    centre = _bounds(vertices).mean(axis=0)
+    centre = vertex_bounds(vertices).mean(axis=0)
     c, s = np.cos(angle), np.sin(angle)
     rz = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
     xy = np.array([centre[0], centre[1], 0.0])
@@ -177,8 +177,8 @@ def _yaw(vertices: np.ndarray, angle: float) -> np.ndarray:
 def _view(vertices: np.ndarray, faces: np.ndarray, angle: float, mirror: bool,
           rng: np.random.Generator, spec: SynthSpec):
     """Yaw, photograph, rasterize and calibrate one view -> (Camera, Calibrated)."""
-    v = _yaw(vertices, angle)
-    bounds = _bounds(v)
+    v = yaw_about_centre(vertices, angle)
+    bounds = vertex_bounds(v)
     cam = sample_camera(rng, spec.camera, bounds, float(bounds[0, 2]))
     mask = silhouette(v, faces, cam, closed=True)  # template meshes are closed, outward
     return cam, calibrate(mask, spec.calibration, mirror=mirror)

@@ -1,0 +1,166 @@
+"""CLI commands of the learning stages: ``train``, ``train-default``, ``eval``.
+
+Registered on the main ``bodyshape`` group by ``bodyshape.cli`` (kept apart only to keep
+each file short; like ``cli.py`` it holds no logic of its own).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+logger = logging.getLogger(__name__)
+
+PACKAGE_DATA = Path(__file__).resolve().parent / "data"
+DEFAULT_SHAPE_MODEL = PACKAGE_DATA / "shape_model.npz"
+DEFAULT_CHECKPOINT = PACKAGE_DATA / "model.pt"
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def _load_shape_model(path: Path):
+    from bodyshape.shape.pca import ShapeModel
+
+    if not path.is_file():
+        _fail(f"shape model not found: {path}")
+    try:
+        return ShapeModel.load(path)
+    except Exception as exc:  # corrupt npz: one line naming the file
+        _fail(f"cannot load shape model {path}: {exc}")
+
+
+def _check_dataset(path: Path, what: str) -> None:
+    if not (path / "manifest.json").is_file():
+        _fail(f"{what} {path} is not a finished dataset (no manifest.json); make it with "
+              "`bodyshape synth` first")
+
+
+@click.command()
+@click.option("--stage", type=click.Choice(["front", "side", "fusion", "two-channel"]),
+              required=True, help="front and side first; fusion reuses their checkpoints.")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
+              required=True, help="Training dataset (bodyshape synth output).")
+@click.option("--val", "val_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Held-out dataset evaluated after each epoch.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Run folder: checkpoint.pt, history.csv, loss.png. Rerun to resume.")
+@click.option("--front", "front_ckpt", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Fusion: the front checkpoint.")
+@click.option("--side", "side_ckpt", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Fusion: the side checkpoint.")
+@click.option("--shape-model", type=click.Path(dir_okay=False, path_type=Path),
+              default=DEFAULT_SHAPE_MODEL, show_default=True)
+@click.option("--epochs", type=click.IntRange(1), default=8, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3, show_default=True)
+@click.option("--iou-weight", type=click.FloatRange(0), default=0.2, show_default=True,
+              help="Silhouette re-projection loss weight (0: off).")
+@click.option("--iou-samples", type=click.IntRange(0), default=16, show_default=True,
+              help="Samples per batch rendered for the re-projection loss.")
+@click.option("--iou-size", type=click.IntRange(16), default=64, show_default=True)
+@click.option("--schedule", type=click.Choice(["scheduled", "pca-only", "fixed"]),
+              default="scheduled", show_default=True,
+              help="PCA/mesh loss weights: 0.9/0.1 -> 0.2/0.8 by quarter, 1/0, or 0.5/0.5.")
+@click.option("--pca-init/--no-pca-init", default=True, show_default=True)
+@click.option("--branch-mode", type=click.Choice(["frozen", "same", "lower"]),
+              default="lower", show_default=True, help="Fusion: learning rate of branches.")
+@click.option("--branch-lr-scale", type=click.FloatRange(0, min_open=True), default=0.1,
+              show_default=True)
+@click.option("--augment/--no-augment", default=True, show_default=True)
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(1), default=None,
+              help="torch threads [default: all cores].")
+@click.option("--max-steps", type=click.IntRange(0), default=0,
+              help="Batches per epoch at most (0: whole epochs).")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def train(stage, data_dir, val_dir, out, front_ckpt, side_ckpt, shape_model, epochs,
+          batch_size, lr, iou_weight, iou_samples, iou_size, schedule, pca_init, branch_mode,
+          branch_lr_scale, augment, seed, threads, max_steps, progress):
+    """Train one network stage on synthetic shards (resumable; docs/TRAINING.md)."""
+    import torch
+
+    from bodyshape.checkpoint import CheckpointError
+    from bodyshape.nets.losses import WeightSchedule
+    from bodyshape.train import StageData, TrainConfig, train_stage
+
+    if threads:
+        torch.set_num_threads(threads)
+    if stage == "fusion" and (front_ckpt is None or side_ckpt is None):
+        _fail("--stage fusion needs --front and --side checkpoints (train those stages first)")
+    if stage != "fusion" and (front_ckpt or side_ckpt):
+        _fail("--front/--side are only for --stage fusion")
+    model = _load_shape_model(shape_model)
+    _check_dataset(data_dir, "training data")
+    if val_dir is not None:
+        _check_dataset(val_dir, "validation data")
+    sched = {"scheduled": WeightSchedule(), "pca-only": WeightSchedule.fixed(1.0, 0.0),
+             "fixed": WeightSchedule.fixed(0.5, 0.5)}[schedule]
+    cfg = TrainConfig(stage=stage, epochs=epochs, batch_size=batch_size, lr=lr,
+                      iou_weight=iou_weight, iou_samples=iou_samples, iou_size=iou_size,
+                      schedule=sched, pca_init=pca_init, branch_mode=branch_mode,
+                      branch_lr_scale=branch_lr_scale, augment=augment, seed=seed,
+                      max_steps=max_steps)
+    try:
+        path = train_stage(cfg, StageData(data_dir, val_dir, model, front_ckpt, side_ckpt),
+                           out, progress=progress)
+    except (ValueError, OSError, CheckpointError, FloatingPointError) as exc:
+        _fail(str(exc))
+    click.echo(f"checkpoint: {path}")
+
+
+@click.command(name="eval")
+@click.option("--model", "ckpt_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=DEFAULT_CHECKPOINT, show_default=True, help="Checkpoint.")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
+              required=True, help="Held-out dataset (bodyshape synth with its own seed).")
+@click.option("--shape-model", type=click.Path(dir_okay=False, path_type=Path),
+              default=DEFAULT_SHAPE_MODEL, show_default=True)
+@click.option("--limit", type=click.IntRange(1), default=None, help="First N samples only.")
+@click.option("--no-sex", is_flag=True, help="Hide the sex from the network.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the JSON report here (a .md table beside it).")
+def eval_cmd(ckpt_path, data_dir, shape_model, limit, no_sex, out):
+    """Mesh, girth, stature and re-projection errors of a checkpoint on held-out data."""
+    from bodyshape.checkpoint import CheckpointError, load_checkpoint
+    from bodyshape.evaluate import evaluate, markdown
+    from bodyshape.fileio import write_json
+
+    model = _load_shape_model(shape_model)
+    _check_dataset(data_dir, "test data")
+    try:
+        ckpt = load_checkpoint(ckpt_path)
+        report = evaluate(ckpt, data_dir, model, limit=limit, sex_known=not no_sex)
+    except (ValueError, OSError, CheckpointError) as exc:
+        _fail(str(exc))
+    table = markdown(report)
+    click.echo(table)
+    if out is not None:
+        write_json(out, report)
+        out.with_suffix(".md").write_text(table + "\n")
+        click.echo(f"report: {out}")
+
+
+@click.command(name="export-model")
+@click.argument("src", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("dst", type=click.Path(dir_okay=False, path_type=Path))
+def export_model(src, dst):
+    """Copy checkpoint SRC to DST without its optimizer state (for release)."""
+    from bodyshape.checkpoint import CheckpointError, export_checkpoint
+
+    try:
+        export_checkpoint(src, dst)
+    except (OSError, CheckpointError) as exc:
+        _fail(str(exc))
+    click.echo(f"exported {dst} ({dst.stat().st_size / 1e6:.1f} MB)")
+
+
+def register(group: click.Group) -> None:
+    """Add this module's commands to the main CLI group."""
+    for cmd in (train, eval_cmd, export_model):
+        group.add_command(cmd)

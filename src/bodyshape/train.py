@@ -1,0 +1,380 @@
+"""Training stages: front, side, fusion (and the two-channel baseline).
+
+``train_stage(config, data, out)`` trains one network on a finished synthetic dataset and
+writes ``out/checkpoint.pt`` (self-describing, see ``bodyshape.checkpoint``) after every
+epoch, plus ``out/history.csv`` and ``out/loss.png``. Rerunning the same call after a kill
+resumes from the last finished epoch (the per-epoch generators make the resumed run see the
+same batches as an uninterrupted one).
+
+Loss per batch: ``w_pca * pca_loss + w_mesh * mesh_loss + iou_weight * (1 - soft IoU)``,
+with (w_pca, w_mesh) from the epoch schedule (default 0.9/0.1 -> 0.7/0.3 -> 0.5/0.5 ->
+0.2/0.8) and the IoU term on ``iou_samples`` samples of the batch, rendered at ``iou_size``
+pixels through their known cameras (``nets.reproject``); the soft rasterizer is the costly
+part on a CPU, hence the sub-batch.
+
+Fusion reuses the trained front and side checkpoints as branches; ``branch_mode`` picks
+"frozen", "same" (same learning rate) or "lower" (``branch_lr_scale`` times the rate).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from bodyshape.checkpoint import ModelSpec, load_checkpoint, save_checkpoint
+from bodyshape.nets.losses import WeightSchedule, mesh_loss, pca_loss, soft_iou, vertex_error_mm
+from bodyshape.nets.models import EncoderConfig, FusionModel, HeadConfig, MeshDecoder
+from bodyshape.nets.reproject import Reprojector, scale_intrinsics
+from bodyshape.shape.coarse import load_coarse
+from bodyshape.shape.pca import ShapeModel
+from bodyshape.shape.rig import load_rig
+from bodyshape.synth.dataset import Augment, ShardDataset
+from bodyshape.synth.poses import PoseParams, pose_rotations
+
+logger = logging.getLogger(__name__)
+
+STAGES = ("front", "side", "fusion", "two-channel")
+BRANCH_MODES = ("frozen", "same", "lower")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run.
+
+    Attributes:
+        stage: "front", "side", "fusion" or "two-channel".
+        epochs, batch_size, lr, weight_decay: AdamW with a cosine learning-rate decay to 2 %
+            of ``lr`` over all steps.
+        schedule: epoch schedule of the PCA and mesh loss weights.
+        iou_weight: weight of the re-projection loss (0 turns it off).
+        iou_samples: samples per batch that are rendered for it.
+        iou_size: render resolution (square, pixels); targets are area-averaged to it.
+        iou_sigma: soft rasterizer sharpness, px^2 at ``iou_size``.
+        pca_init: initialize the last layer from the PCA (bias = mean training
+            coefficients, zero weights) instead of PyTorch's default initialization.
+        decoder_trainable: train the PCA mesh-decoding layer too.
+        branch_mode, branch_lr_scale: fusion only (module docs).
+        augment: apply the default segmentation-noise augmentation to training masks.
+        sex_dropout: fraction of training samples whose sex is hidden (code -1), so the
+            network also serves users who do not give it.
+        encoder, head, fusion_head: network sizes.
+        seed: initialization, shuffling and augmentation seed.
+        val_samples: held-out samples evaluated after each epoch (0: none).
+        max_steps: stop each epoch after this many batches (0: the whole epoch); for quick
+            runs and tests.
+        loader_workers: DataLoader worker processes (augmentation runs there).
+    """
+
+    stage: str
+    epochs: int = 8
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    schedule: WeightSchedule = field(default_factory=WeightSchedule)
+    iou_weight: float = 0.2
+    iou_samples: int = 16
+    iou_size: int = 64
+    iou_sigma: float = 0.1
+    pca_init: bool = True
+    decoder_trainable: bool = False
+    branch_mode: str = "lower"
+    branch_lr_scale: float = 0.1
+    augment: bool = True
+    sex_dropout: float = 0.3
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    fusion_head: HeadConfig = field(default_factory=lambda: HeadConfig((256,)))
+    seed: int = 0
+    val_samples: int = 1000
+    max_steps: int = 0
+    loader_workers: int = 1
+
+    def __post_init__(self):
+        if self.stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}, got {self.stage!r}")
+        if self.branch_mode not in BRANCH_MODES:
+            raise ValueError(f"branch_mode must be one of {BRANCH_MODES}")
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError("epochs, batch_size and lr must be positive")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class StageData:
+    """Inputs of a stage: the training and validation datasets and the shape model."""
+
+    train: Path
+    val: Path | None
+    shape_model: ShapeModel
+    front: Path | None = None  # fusion: the front and side checkpoints
+    side: Path | None = None
+
+
+def _rotations(pose_angles: torch.Tensor, rest_arm_angle: np.ndarray) -> torch.Tensor:
+    rot = pose_rotations(PoseParams(pose_angles.double().numpy()), rest_arm_angle)
+    return torch.from_numpy(rot).float()
+
+
+def _forward(model, cfg: TrainConfig, batch: dict):
+    """-> (B, K) whitened coefficients of the stage's network."""
+    h, s = batch["stature"], batch["sex"]
+    if cfg.stage in ("front", "side"):
+        return model(batch[cfg.stage], h, s).z
+    return model(batch["front"], batch["side"], h, s).z
+
+
+def _views(cfg: TrainConfig) -> tuple[int, ...]:
+    """View indices (0 front, 1 side) the re-projection loss looks at."""
+    return {"front": (0,), "side": (1,)}.get(cfg.stage, (0, 1))
+
+
+class _Runner:
+    """Everything one stage needs at every step (shape decoder, reprojector, rig)."""
+
+    def __init__(self, cfg: TrainConfig, model: ShapeModel):
+        self.cfg, self.shape = cfg, model
+        self.k = model.n_components
+        self.std = torch.from_numpy(model.std.astype(np.float32))
+        self.decoder = MeshDecoder.from_shape_model(model, trainable=cfg.decoder_trainable)
+        rig, coarse = load_rig(), load_coarse()
+        self.rest_arm = rig.rest_arm_angle
+        self.reproject = Reprojector(rig.regressor, rig.weights, rig.parents,
+                                     coarse.map_index, coarse.map_weight, coarse.faces,
+                                     sigma=cfg.iou_sigma)
+
+    def losses(self, net, batch: dict, w_pca: float, w_mesh: float, with_iou: bool = True
+               ) -> dict:
+        """Loss terms of one batch (scalars): pca, mesh, vertex_mm, [iou], total."""
+        cfg = self.cfg
+        z_true = batch["coeffs"] / self.std
+        z = _forward(net, cfg, batch)
+        out = {"pca": pca_loss(z, z_true)}
+        v_pred = self.decoder(z)
+        v_true = self.decoder(z_true).detach()
+        out["mesh"] = mesh_loss(v_pred, v_true)
+        out["vertex_mm"] = vertex_error_mm(v_pred.detach(), v_true).mean()
+        total = w_pca * out["pca"] + w_mesh * out["mesh"]
+        if with_iou and cfg.iou_weight > 0 and cfg.iou_samples > 0:
+            n = min(cfg.iou_samples, z.shape[0])
+            rot = _rotations(batch["pose_angles"][:n], self.rest_arm)
+            ious = []
+            for v in _views(cfg):
+                target = batch["front" if v == 0 else "side"][:n]
+                size = cfg.iou_size
+                target = F.adaptive_avg_pool2d(target, (size, size))[:, 0]
+                factor = size / batch["front"].shape[-1]
+                sil = self.reproject(v_pred[:n], rot, batch["yaw"][:n, v],
+                                     scale_intrinsics(batch["canvas_K"][:n, v], factor),
+                                     batch["camera_R"][:n, v], batch["camera_t"][:n, v],
+                                     size, size)
+                ious.append(soft_iou(sil, target))
+            out["iou"] = torch.cat(ious).mean()
+            total = total + cfg.iou_weight * (1.0 - out["iou"])
+        out["total"] = total
+        return out
+
+
+def _build(cfg: TrainConfig, data: StageData, z_mean: torch.Tensor):
+    """-> (spec, module, optimizer param groups)."""
+    k = data.shape_model.n_components
+    if cfg.stage == "fusion":
+        if data.front is None or data.side is None:
+            raise ValueError("the fusion stage needs the front and side checkpoints")
+        branches = []
+        for view, path in (("front", data.front), ("side", data.side)):
+            ck = load_checkpoint(path)
+            if ck.spec.kind != "view" or ck.spec.view != view:
+                raise ValueError(f"{path} is not a {view} view checkpoint")
+            if ck.shape_model_hash != data.shape_model.model_hash:
+                raise ValueError(f"{path} was trained for another shape model")
+            branches.append(ck)
+        spec = ModelSpec("fusion", k, branches[0].spec.encoder, branches[0].spec.head,
+                         cfg.fusion_head)
+        net = FusionModel(branches[0].model, branches[1].model, cfg.fusion_head)
+        if cfg.pca_init:
+            net.init_from_pca(z_mean)
+        groups = net.param_groups(cfg.lr, cfg.branch_lr_scale if cfg.branch_mode == "lower"
+                                  else 1.0, freeze_branches=cfg.branch_mode == "frozen")
+        return spec, net, groups
+    spec = ModelSpec("view" if cfg.stage in ("front", "side") else "two-channel", k,
+                     cfg.encoder, cfg.head, cfg.fusion_head,
+                     view=cfg.stage if cfg.stage in ("front", "side") else None)
+    net = spec.build()
+    if cfg.pca_init:
+        net.init_from_pca(z_mean)
+    return spec, net, [{"params": [p for p in net.parameters() if p.requires_grad],
+                        "lr": cfg.lr, "name": "all"}]
+
+
+def _mean_z(ds: ShardDataset, std: np.ndarray, limit: int = 20000) -> torch.Tensor:
+    """(K,) mean whitened coefficients of (up to ``limit`` samples of) the training set."""
+    acc, n = 0.0, 0
+    for item in ds:
+        acc = acc + item["coeffs"].numpy().astype(np.float64)
+        n += 1
+        if n >= limit:
+            break
+    return torch.from_numpy((acc / n / std).astype(np.float32))
+
+
+@torch.no_grad()
+def validate(runner: _Runner, net, root: Path, n: int, batch_size: int = 64) -> dict:
+    """Mean PCA loss, mesh loss and vertex error (mm) over the first ``n`` samples of a
+    held-out set (no augmentation), and the soft re-projection IoU on its first batch."""
+    loader = torch.utils.data.DataLoader(ShardDataset(root, shuffle=False),
+                                         batch_size=batch_size)
+    net.eval()
+    sums: dict[str, float] = {}
+    count = 0
+    for batch in loader:
+        out = runner.losses(net, batch, 1.0, 1.0, with_iou=count == 0)
+        b = batch["coeffs"].shape[0]
+        for key, val in out.items():
+            if key == "iou":
+                sums["iou"] = float(val) * n  # first batch only; undone below
+            elif key != "total":
+                sums[key] = sums.get(key, 0.0) + float(val) * b
+        count += b
+        if count >= n:
+            break
+    net.train()
+    return {f"val_{k}": v / (n if k == "iou" else count) for k, v in sums.items()}
+
+
+def _plot(history: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    ep = [h["epoch"] for h in history]
+    for ax, keys, title in ((axes[0], ("pca", "val_pca"), "PCA loss (whitened MSE)"),
+                            (axes[1], ("vertex_mm", "val_vertex_mm"), "vertex error, mm"),
+                            (axes[2], ("iou", "val_iou"), "soft re-projection IoU")):
+        for key in keys:
+            if any(key in h for h in history):
+                ax.plot(ep, [h.get(key, np.nan) for h in history], marker="o", label=key)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def _write_history(history: list[dict], out: Path) -> None:
+    keys = sorted({k for h in history for k in h}, key=lambda k: (k != "epoch", k))
+    tmp = out / ".history.csv.tmp"
+    with tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(history)
+    os.replace(tmp, out / "history.csv")
+    _plot(history, out / "loss.png")
+
+
+def train_stage(cfg: TrainConfig, data: StageData, out: str | os.PathLike,
+                progress: bool = True) -> Path:
+    """Train (or resume) one stage; returns the checkpoint path (module docs).
+
+    Raises:
+        ValueError: if the data was made with another shape model, or ``out`` holds a run
+            with another config.
+    """
+    from tqdm import tqdm
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = data.shape_model
+    train_ds = ShardDataset(data.train, shuffle=True, seed=cfg.seed,
+                            augment=Augment() if cfg.augment else None)
+    if train_ds.config["shape_model_hash"] != model.model_hash:
+        raise ValueError(f"{data.train} was generated with another shape model")
+    if data.val is not None and ShardDataset(data.val).config["shape_model_hash"] \
+            != model.model_hash:
+        raise ValueError(f"{data.val} was generated with another shape model")
+    ckpt_path = out / "checkpoint.pt"
+    torch.manual_seed(cfg.seed)  # weight initialization (torch has no per-module generator)
+    runner = _Runner(cfg, model)
+    resume = load_checkpoint(ckpt_path) if ckpt_path.exists() else None
+    if resume is not None and resume.train.get("config") != cfg.to_dict():
+        raise ValueError(f"{out} holds a run with another config; use another --out")
+    z_mean = resume.z_mean if resume else _mean_z(
+        ShardDataset(data.train), model.std.astype(np.float64))
+    spec, net, groups = _build(cfg, data, z_mean)
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # Before any resumed state: a saved optimizer holds the last *decayed* rates.
+    base_lrs = [g["lr"] for g in opt.param_groups]
+    start, history = 0, []
+    if resume is not None:
+        net.load_state_dict(resume.model.state_dict())
+        opt.load_state_dict(resume.train["optimizer"])
+        start, history = int(resume.train["epoch"]), list(resume.train["history"])
+        logger.info("resuming %s at epoch %d", out, start)
+    steps_per_epoch = math.ceil(len(train_ds) / cfg.batch_size)
+    if cfg.max_steps:
+        steps_per_epoch = min(steps_per_epoch, cfg.max_steps)
+    total_steps = steps_per_epoch * cfg.epochs
+    calibration = train_ds.config["spec"]["calibration"]
+    net.train()
+    for epoch in range(start, cfg.epochs):
+        w_pca, w_mesh = cfg.schedule.weights(epoch, cfg.epochs)
+        train_ds.set_epoch(epoch)
+        loader = torch.utils.data.DataLoader(train_ds, batch_size=cfg.batch_size,
+                                             num_workers=cfg.loader_workers)
+        sums: dict[str, float] = {}
+        n_batches, t0 = 0, time.perf_counter()
+        hide = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
+        bar = tqdm(total=steps_per_epoch, disable=not progress, unit="batch",
+                   desc=f"{cfg.stage} {epoch + 1}/{cfg.epochs}")
+        for batch in loader:
+            step = epoch * steps_per_epoch + n_batches
+            decay = 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * step / total_steps))
+            for g, lr in zip(opt.param_groups, base_lrs):
+                g["lr"] = lr * decay
+            if cfg.sex_dropout > 0:
+                drop = torch.rand(batch["sex"].shape, generator=hide) < cfg.sex_dropout
+                batch["sex"] = torch.where(drop, torch.full_like(batch["sex"], -1),
+                                           batch["sex"])
+            terms = runner.losses(net, batch, w_pca, w_mesh)
+            if not torch.isfinite(terms["total"]):
+                raise FloatingPointError(
+                    f"non-finite loss at epoch {epoch + 1}, batch {n_batches + 1}; the last "
+                    f"good checkpoint (epoch {epoch}) is kept in {ckpt_path}")
+            opt.zero_grad(set_to_none=True)
+            terms["total"].backward()
+            opt.step()
+            for key, val in terms.items():
+                sums[key] = sums.get(key, 0.0) + float(val.detach())
+            n_batches += 1
+            bar.update()
+            bar.set_postfix(pca=f"{float(terms['pca']):.3f}",
+                            mm=f"{float(terms['vertex_mm']):.1f}")
+            if n_batches >= steps_per_epoch:
+                break
+        bar.close()
+        row = {"epoch": epoch + 1, "w_pca": w_pca, "w_mesh": w_mesh,
+               "seconds": time.perf_counter() - t0,
+               **{k: v / max(n_batches, 1) for k, v in sums.items()}}
+        if data.val is not None and cfg.val_samples > 0:
+            row.update(validate(runner, net, data.val, cfg.val_samples))
+        history.append(row)
+        logger.info("epoch %d: %s", epoch + 1, {k: round(v, 4) for k, v in row.items()})
+        save_checkpoint(ckpt_path, spec, net, model.model_hash, calibration, z_mean,
+                        train={"config": cfg.to_dict(), "epoch": epoch + 1,
+                               "history": history, "optimizer": opt.state_dict(),
+                               "data": str(data.train)})
+        _write_history(history, out)
+    return ckpt_path
