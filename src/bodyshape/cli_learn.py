@@ -123,9 +123,11 @@ def train(stage, data_dir, val_dir, out, front_ckpt, side_ckpt, shape_model, epo
               default=DEFAULT_SHAPE_MODEL, show_default=True)
 @click.option("--limit", type=click.IntRange(1), default=None, help="First N samples only.")
 @click.option("--no-sex", is_flag=True, help="Hide the sex from the network.")
+@click.option("--baseline/--no-baseline", default=True, show_default=True,
+              help="Also report the height-only baseline (mean body scaled to the height).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the JSON report here (a .md table beside it).")
-def eval_cmd(ckpt_path, data_dir, shape_model, limit, no_sex, out):
+def eval_cmd(ckpt_path, data_dir, shape_model, limit, no_sex, baseline, out):
     """Mesh, girth, stature and re-projection errors of a checkpoint on held-out data."""
     from bodyshape.checkpoint import CheckpointError, load_checkpoint
     from bodyshape.evaluate import evaluate, markdown
@@ -135,10 +137,14 @@ def eval_cmd(ckpt_path, data_dir, shape_model, limit, no_sex, out):
     _check_dataset(data_dir, "test data")
     try:
         ckpt = load_checkpoint(ckpt_path)
-        report = evaluate(ckpt, data_dir, model, limit=limit, sex_known=not no_sex)
+        report = evaluate(ckpt, data_dir, model, limit=limit, sex_known=not no_sex,
+                          baseline=baseline)
     except (ValueError, OSError, CheckpointError) as exc:
         _fail(str(exc))
     table = markdown(report)
+    if baseline:
+        table += "\n\nHeight-only baseline (mean body scaled to the true height):\n\n" + \
+            markdown(report["height_only"])
     click.echo(table)
     if out is not None:
         write_json(out, report)

@@ -119,9 +119,13 @@ def reprojection_iou(rest: np.ndarray, items: list[dict], faces: np.ndarray) -> 
     return out
 
 
-def metrics(pred: Predictions, model: ShapeModel) -> dict[str, np.ndarray]:
-    """Per-sample metric arrays (N,) named ``METRICS``, plus ``bmi`` and ``sex``."""
-    v_pred = model.decode(pred.coeffs_pred.astype(np.float64))
+def metrics(pred: Predictions, model: ShapeModel, v_pred: np.ndarray | None = None
+            ) -> dict[str, np.ndarray]:
+    """Per-sample metric arrays (N,) named ``METRICS``, plus ``bmi`` and ``sex``.
+
+    ``v_pred`` (N, V, 3) overrides the decoded predictions (for baselines)."""
+    if v_pred is None:
+        v_pred = model.decode(pred.coeffs_pred.astype(np.float64))
     v_true = model.decode(pred.coeffs_true.astype(np.float64))
     a, b = body_stats(v_pred), body_stats(v_true)
     iou = reprojection_iou(v_pred, pred.items, model.faces)
@@ -135,6 +139,20 @@ def metrics(pred: Predictions, model: ShapeModel) -> dict[str, np.ndarray]:
         "bmi": b.volume * DENSITY_KG_M3 / b.stature ** 2,
         "sex": pred.sex,
     }
+
+
+def height_only(model: ShapeModel, stature: np.ndarray) -> np.ndarray:
+    """The height-only baseline: the mean body scaled about its centroid to each stature.
+
+    Args:
+        stature: (N,) meters.
+    Returns:
+        (N, V, 3) meters.
+    """
+    mean = model.mean.astype(np.float64)
+    centre = mean.mean(axis=0)
+    s = np.asarray(stature, np.float64) / np.ptp(mean[:, 2])
+    return centre + s[:, None, None] * (mean - centre)
 
 
 def summarize(per_sample: dict[str, np.ndarray]) -> dict:
@@ -158,10 +176,15 @@ def summarize(per_sample: dict[str, np.ndarray]) -> dict:
 
 
 def evaluate(ckpt: Checkpoint, root: str | os.PathLike, model: ShapeModel,
-             limit: int | None = None, sex_known: bool = True) -> dict:
-    """The full report (``summarize``) of a checkpoint on a held-out set."""
+             limit: int | None = None, sex_known: bool = True, baseline: bool = False
+             ) -> dict:
+    """The full report (``summarize``) of a checkpoint on a held-out set; with
+    ``baseline`` also the height-only baseline's under ``report["height_only"]``."""
     pred = predict_dataset(ckpt, root, model, limit, sex_known=sex_known)
     report = summarize(metrics(pred, model))
+    if baseline:
+        report["height_only"] = summarize(metrics(pred, model, height_only(model,
+                                                                             pred.stature)))
     report["checkpoint"] = str(ckpt.path) if ckpt.path else None
     report["data"] = str(Path(root))
     report["sex_known"] = sex_known

@@ -3,14 +3,16 @@
 A girth is what a tailor's tape reads: slice the body with a plane at a landmark, keep the
 closed loop around the body part (not an arm that the same plane also cuts), and take the
 perimeter of its convex hull, since a tape bridges concavities such as the navel or the
-gap between the breasts. Definitions follow ISO 8559-1 where the mesh allows; see
-docs/MEASUREMENTS.md.
+gap between the breasts. ``measure_bodies`` gives the full set reported with a prediction
+(height, chest, waist, hip, neck, shoulder width, arm length, inseam, thigh, calf, bicep,
+wrist, in cm). Definitions follow ISO 8559-1 where the mesh allows; see docs/MEASUREMENTS.md.
 
 This module never imports ``synth``, ``nets`` or ``train``.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,9 +20,11 @@ import trimesh
 from matplotlib.path import Path as MplPath
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-from scipy.spatial import ConvexHull, cKDTree
+from scipy.spatial import ConvexHull, QhullError, cKDTree
 
 from bodyshape.shape.template import Template, load_template
+
+logger = logging.getLogger(__name__)
 
 
 def _plane_basis(normal: np.ndarray) -> np.ndarray:
@@ -34,10 +38,20 @@ def _plane_basis(normal: np.ndarray) -> np.ndarray:
 def slice_loops(vertices: np.ndarray, faces: np.ndarray, origin, normal) -> list[np.ndarray]:
     """Connected pieces of the plane section, each as (P, 2) in-plane points (meters).
 
-    Points are expressed in the plane basis of ``_plane_basis(normal)`` relative to ``origin``.
+    Points are expressed in the plane basis of ``_plane_basis(normal)`` relative to ``origin``;
+    rows 2k and 2k+1 of a piece are the two ends of one segment (the cut through one triangle).
     """
     normal = np.asarray(normal, float) / np.linalg.norm(normal)
     origin = np.asarray(origin, float)
+    # Only triangles that reach both sides of the plane can be cut: handing trimesh just those
+    # (a few hundred of ~27k) gives the same segments several times faster.
+    dist = (vertices - origin) @ normal  # (V,) signed distances
+    below, above = (dist <= 0)[faces], (dist >= 0)[faces]  # (F, 3) each
+    # (Column ORs: numpy's min/max over a length-3 axis is several times slower.)
+    faces = faces[(below[:, 0] | below[:, 1] | below[:, 2])
+                  & (above[:, 0] | above[:, 1] | above[:, 2])]
+    if len(faces) == 0:
+        return []
     mesh = trimesh.Trimesh(vertices, faces, process=False)
     segs = trimesh.intersections.mesh_plane(mesh, normal, origin)  # (S, 2, 3)
     if len(segs) == 0:
@@ -63,8 +77,39 @@ def convex_perimeter(points: np.ndarray) -> float:
     return float(ConvexHull(points).area)  # in 2-D, scipy's "area" is the perimeter
 
 
+def pick_loop(loops: list[np.ndarray], probe: np.ndarray) -> np.ndarray | None:
+    """The loop whose convex hull encloses ``probe`` (2,), else the loop nearest to it.
+
+    Loops are in-plane (P, 2) point sets as returned by :func:`slice_loops`; None if empty.
+    """
+    best, best_d = None, np.inf
+    for loop in loops:
+        if len(loop) >= 3:
+            try:
+                hull = loop[ConvexHull(loop).vertices]
+            except QhullError:  # a degenerate (collinear) sliver cannot enclose anything
+                hull = None
+            if hull is not None and MplPath(hull).contains_point(probe):
+                return loop
+        d = np.linalg.norm(loop - probe, axis=1).min()
+        if d < best_d:
+            best, best_d = loop, d
+    return best
+
+
+def _clip_loop(loop: np.ndarray, direction: np.ndarray, offset: float) -> np.ndarray:
+    """The part of an in-plane loop (P, 2) where ``q @ direction >= offset``, plus the loop's
+    crossings of that line (so that its hull closes with a straight chord)."""
+    seg = loop.reshape(-1, 2, 2)  # slice_loops keeps segment endpoints as consecutive rows
+    s = seg @ direction - offset  # (S, 2)
+    cross = (s[:, 0] * s[:, 1]) < 0
+    t = s[cross, 0] / (s[cross, 0] - s[cross, 1])
+    hits = seg[cross, 0] + t[:, None] * (seg[cross, 1] - seg[cross, 0])
+    return np.concatenate([seg.reshape(-1, 2)[s.reshape(-1) >= 0], hits])
+
+
 def girth(vertices: np.ndarray, faces: np.ndarray, origin, normal=(0.0, 0.0, 1.0),
-          inside=None) -> float:
+          inside=None, keep_side=None) -> float:
     """Tape girth (m) of the loop cut by a plane.
 
     Args:
@@ -72,6 +117,10 @@ def girth(vertices: np.ndarray, faces: np.ndarray, origin, normal=(0.0, 0.0, 1.0
         origin: a point on the plane. normal: plane normal (default horizontal plane).
         inside: a point (3,) the loop must enclose (default ``origin``); if no loop encloses
             it, the loop nearest to it is used.
+        keep_side: optional ``(point, direction)`` (two (3,) vectors): where the chosen loop
+            reaches across the plane through ``point`` normal to ``direction`` (two thighs
+            that touch, an arm against the chest), only its part on the ``direction`` side
+            counts, closed by a straight chord as a tape pulled between them would be.
     Returns:
         Convex-hull perimeter in meters (0 if the plane misses the mesh).
     """
@@ -81,17 +130,16 @@ def girth(vertices: np.ndarray, faces: np.ndarray, origin, normal=(0.0, 0.0, 1.0
     loops = slice_loops(vertices, faces, origin, normal)
     if not loops:
         return 0.0
-    probe = (inside - origin) @ _plane_basis(normal).T
-    best, best_d = None, np.inf
-    for loop in loops:
-        if len(loop) >= 3:
-            hull = loop[ConvexHull(loop).vertices]
-            if MplPath(hull).contains_point(probe):
-                return convex_perimeter(loop)
-        d = np.linalg.norm(loop - probe, axis=1).min()
-        if d < best_d:
-            best, best_d = loop, d
-    return convex_perimeter(best)
+    basis = _plane_basis(normal)
+    loop = pick_loop(loops, (inside - origin) @ basis.T)
+    if keep_side is not None:
+        point, direction = (np.asarray(a, float) for a in keep_side)
+        # In-plane point q lies at origin + q @ basis: it is on the kept side where
+        # q @ (basis @ direction) >= (point - origin) @ direction.
+        d2 = basis @ direction
+        if np.linalg.norm(d2) > 1e-9 * np.linalg.norm(direction):
+            loop = _clip_loop(loop, d2, float((point - origin) @ direction))
+    return convex_perimeter(loop)
 
 
 @dataclass(frozen=True)
@@ -116,22 +164,214 @@ def mesh_volume(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
                             np.cross(tri[..., 1, :], tri[..., 2, :])).sum(-1) / 6.0)
 
 
+def _landmarks(vertices: np.ndarray, t: Template) -> dict[str, np.ndarray]:
+    """Named landmark positions of a batch (B, V, 3): name -> (B, 3)."""
+    return {n: vertices[:, i] for n, i in zip(t.landmark_names, t.landmark_indices)}
+
+
+def _torso_girths(v: np.ndarray, faces: np.ndarray, lm: dict[str, np.ndarray]) -> dict:
+    """Horizontal chest, waist and hip girths (m) of one body; ``lm``: name -> (3,)."""
+    # Probe at the torso's mid-depth on the midline, so the arms cut by the same plane are
+    # never picked.
+    centre = (lm["waist_front"] + lm["waist_back"]) / 2
+    bust_z = (lm["bust_point_l"][2] + lm["bust_point_r"][2]) / 2
+    hip_z = (lm["buttock_l"][2] + lm["buttock_r"][2]) / 2
+    hip_c = np.array([centre[0], (lm["buttock_l"][1] + lm["asis_l"][1]) / 2, hip_z])
+    return {
+        "chest": girth(v, faces, [centre[0], centre[1], bust_z]),
+        "waist": girth(v, faces, centre),
+        "hip": girth(v, faces, hip_c),
+    }
+
+
 def body_stats(vertices: np.ndarray, template: Template | None = None) -> BodyStats:
     """Stature, volume and chest/waist/hip girths of template-topology meshes (B, V, 3)."""
     t = template or load_template()
     vertices = np.asarray(vertices, np.float64)
-    lm = {n: vertices[:, i] for n, i in zip(t.landmark_names, t.landmark_indices)}
-    out = {"chest": [], "waist": [], "hip": []}
-    for b, v in enumerate(vertices):
-        centre = (lm["waist_front"][b] + lm["waist_back"][b]) / 2
-        bust = (lm["bust_point_l"][b] + lm["bust_point_r"][b]) / 2
-        hip_z = (lm["buttock_l"][b][2] + lm["buttock_r"][b][2]) / 2
-        hip_c = np.array([centre[0], (lm["buttock_l"][b][1] + lm["asis_l"][b][1]) / 2, hip_z])
-        out["chest"].append(girth(v, t.faces, [centre[0], centre[1], bust[2]]))
-        out["waist"].append(girth(v, t.faces, centre))
-        out["hip"].append(girth(v, t.faces, hip_c))
+    lm = _landmarks(vertices, t)
+    rows = [_torso_girths(v, t.faces, {k: p[b] for k, p in lm.items()})
+            for b, v in enumerate(vertices)]
     return BodyStats(
         stature=np.ptp(vertices[..., 2], axis=-1),
         volume=mesh_volume(vertices, t.faces),
-        **{k: np.array(v) for k, v in out.items()},
+        **{k: np.array([r[k] for r in rows]) for k in ("chest", "waist", "hip")},
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# The full tape-measurement set (docs/MEASUREMENTS.md gives each definition and its ISO term).
+
+MEASUREMENT_NAMES = ("height_cm", "chest_cm", "waist_cm", "hip_cm", "neck_cm",
+                     "shoulder_width_cm", "arm_length_cm", "inseam_cm", "thigh_cm", "calf_cm",
+                     "bicep_cm", "wrist_cm")
+
+# Thigh level, as a fraction of the way from the crotch down to thigh_front (mid-thigh): on
+# the template 3.6 cm below the crotch, where the back profile turns from buttock to thigh
+# (the gluteal fold). A fraction rather than a fixed offset keeps every measurement
+# proportional to body scale.
+THIGH_DROP = 0.3
+# Calf scan levels, as fractions of the knee-to-ankle height above calf_back (the most
+# posterior calf point, which on anny bodies lies a few cm below the widest level).
+CALF_SCAN = np.linspace(-0.10, 0.25, 8)
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """Tape measurements of a batch of bodies: each field is a (B,) float64 array in cm.
+
+    Field names and order are ``MEASUREMENT_NAMES``; girths average left and right where the
+    body has two. See docs/MEASUREMENTS.md for the definitions.
+    """
+
+    height_cm: np.ndarray
+    chest_cm: np.ndarray
+    waist_cm: np.ndarray
+    hip_cm: np.ndarray
+    neck_cm: np.ndarray
+    shoulder_width_cm: np.ndarray
+    arm_length_cm: np.ndarray
+    inseam_cm: np.ndarray
+    thigh_cm: np.ndarray
+    calf_cm: np.ndarray
+    bicep_cm: np.ndarray
+    wrist_cm: np.ndarray
+
+    def as_dicts(self) -> list[dict[str, float]]:
+        """One ``{name: value in cm rounded to 0.1}`` dict per body, names in standard order."""
+        cols = [np.asarray(getattr(self, n)) for n in MEASUREMENT_NAMES]
+        return [{n: round(float(c[b]), 1) for n, c in zip(MEASUREMENT_NAMES, cols)}
+                for b in range(len(cols[0]))]
+
+
+def limb_plane(proximal, distal, at: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """The plane perpendicular to a limb axis: ``(origin (3,), unit normal (3,))``.
+
+    ``origin`` is the axis point a fraction ``at`` of the way from ``proximal`` to ``distal``
+    (meters); the normal is the axis direction.
+    """
+    proximal, distal = np.asarray(proximal, float), np.asarray(distal, float)
+    axis = distal - proximal
+    return proximal + at * axis, axis / np.linalg.norm(axis)
+
+
+def limb_girth(vertices: np.ndarray, faces: np.ndarray, proximal, distal, at: float = 0.5,
+               keep_side=None) -> float:
+    """Tape girth (m) of a limb, perpendicular to the axis ``proximal`` -> ``distal``.
+
+    The plane is :func:`limb_plane`; the loop kept is the one around the axis point, so the
+    torso or other limbs cut by the same (infinite) plane are ignored. ``keep_side`` as in
+    :func:`girth`. vertices: (V, 3) meters; faces: (F, 3).
+    """
+    origin, normal = limb_plane(proximal, distal, at)
+    return girth(vertices, faces, origin, normal, keep_side=keep_side)
+
+
+def _neck_plane(lm: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Neck-girth plane through neck_front, neck_back and the neck sides: (origin, normal)."""
+    pts = np.stack([lm["neck_front"], lm["neck_back"], lm["neck_side_l"], lm["neck_side_r"]])
+    # The four landmarks were placed on one inclined plane (lower at the throat than at the
+    # nape); its normal is the neck axis that ISO wants the tape perpendicular to.
+    normal = np.cross(lm["neck_side_l"] - lm["neck_side_r"], lm["neck_back"] - lm["neck_front"])
+    return pts.mean(0), normal / np.linalg.norm(normal)
+
+
+def _joint_centres(lm: dict[str, np.ndarray], side: str) -> dict[str, np.ndarray]:
+    """Elbow, wrist, knee and ankle centres of one side: midpoints of the bony landmark pairs."""
+    def mid(a: str, b: str) -> np.ndarray:
+        return (lm[f"{a}_{side}"] + lm[f"{b}_{side}"]) / 2
+
+    return {"elbow": mid("elbow_lateral", "elbow_medial"),
+            "wrist": mid("radial_styloid", "ulnar_styloid"),
+            "knee": mid("knee_lateral", "knee_medial"),
+            "ankle": mid("malleolus_lateral", "malleolus_medial")}
+
+
+def _side_direction(lm: dict[str, np.ndarray], side: str) -> np.ndarray:
+    """Unit x vector pointing to ``side``, read from the landmarks so mirrored meshes work."""
+    return np.array([np.sign(lm[f"acromion_{side}"][0] - lm["crotch"][0]), 0.0, 0.0])
+
+
+def _calf_girth(v: np.ndarray, faces: np.ndarray, lm: dict[str, np.ndarray], side: str) -> float:
+    """Largest horizontal lower-leg girth (m) over levels around calf_back."""
+    c = _joint_centres(lm, side)
+    knee, ankle = c["knee"], c["ankle"]
+    span = knee[2] - ankle[2]
+
+    def at(z: float) -> float:
+        # Probe on the knee-ankle axis at that height: inside the leg whatever its shape.
+        axis_pt = ankle + (knee - ankle) * (z - ankle[2]) / span
+        return girth(v, faces, axis_pt)
+
+    zs = lm[f"calf_back_{side}"][2] + CALF_SCAN * span
+    g = np.array([at(z) for z in zs])
+    k = int(np.argmax(g))
+    if 0 < k < len(g) - 1:
+        # One more slice at the vertex of the parabola through the best three levels, so the
+        # value varies smoothly with the body instead of jumping between scan levels.
+        den = g[k - 1] - 2 * g[k] + g[k + 1]
+        if den < 0:
+            z = zs[k] + 0.5 * (g[k - 1] - g[k + 1]) / den * (zs[1] - zs[0])
+            return float(max(g[k], at(z)))
+    return float(g[k])
+
+
+def _measure_one(v: np.ndarray, faces: np.ndarray, lm: dict[str, np.ndarray]) -> dict:
+    """All measurements of one body, keyed by ``MEASUREMENT_NAMES`` but still in meters.
+
+    v: (V, 3) meters; lm: landmark name -> (3,).
+    """
+    floor = v[:, 2].min()
+    torso = _torso_girths(v, faces, lm)
+    out = {"chest_cm": torso["chest"], "waist_cm": torso["waist"], "hip_cm": torso["hip"]}
+    out["height_cm"] = v[:, 2].max() - floor
+    origin, normal = _neck_plane(lm)
+    out["neck_cm"] = girth(v, faces, origin, normal)
+    out["shoulder_width_cm"] = np.linalg.norm(lm["acromion_l"] - lm["acromion_r"])
+    out["inseam_cm"] = lm["crotch"][2] - floor
+    per_side = {k: [] for k in ("arm_length_cm", "thigh_cm", "calf_cm", "bicep_cm", "wrist_cm")}
+    for side in ("l", "r"):
+        c = _joint_centres(lm, side)
+        out_dir = _side_direction(lm, side)
+        acromion, elbow_out = lm[f"acromion_{side}"], lm[f"elbow_lateral_{side}"]
+        per_side["arm_length_cm"].append(np.linalg.norm(elbow_out - acromion)
+                                         + np.linalg.norm(lm[f"ulnar_styloid_{side}"] - elbow_out))
+        # Arm girths: the loop around the arm axis; should the arm touch the chest, only the
+        # part lateral to the armpit counts.
+        axilla = (lm[f"axilla_front_{side}"] + lm[f"axilla_back_{side}"]) / 2
+        per_side["bicep_cm"].append(limb_girth(v, faces, acromion, c["elbow"], 0.5,
+                                               keep_side=(axilla, out_dir)))
+        per_side["wrist_cm"].append(limb_girth(v, faces, c["elbow"], c["wrist"], 1.0))
+        # Thigh: horizontal, probe at thigh_front's x and the knee's depth (the thigh's middle);
+        # thighs that touch are split at the crotch's sagittal plane.
+        front = lm[f"thigh_front_{side}"]
+        z = lm["crotch"][2] + THIGH_DROP * (front[2] - lm["crotch"][2])
+        per_side["thigh_cm"].append(girth(v, faces, [front[0], c["knee"][1], z],
+                                          keep_side=(lm["crotch"], out_dir)))
+        per_side["calf_cm"].append(_calf_girth(v, faces, lm, side))
+    out.update({k: np.mean(vals) for k, vals in per_side.items()})
+    return out
+
+
+def measure_bodies(vertices: np.ndarray, template: Template | None = None) -> Measurements:
+    """The tape-measurement set of template-topology meshes.
+
+    Args:
+        vertices: (B, V, 3) meters, canonical A-pose, Z up, facing -Y (the template frame).
+        template: the template supplying faces and landmarks (default: the shipped one).
+    Returns:
+        :class:`Measurements`, every field (B,) in centimeters.
+    """
+    t = template or load_template()
+    vertices = np.asarray(vertices, np.float64)
+    if vertices.ndim != 3 or vertices.shape[1:] != t.vertices.shape:
+        raise ValueError(f"expected (B, {len(t.vertices)}, 3) vertices, got {vertices.shape}")
+    lm = _landmarks(vertices, t)
+    rows = []
+    for b, v in enumerate(vertices):
+        row = _measure_one(v, t.faces, {k: p[b] for k, p in lm.items()})
+        missed = [k for k, x in row.items() if not x > 0]
+        if missed:  # a slice that misses the mesh reads 0: a broken or far-off-pose mesh
+            logger.warning("body %d: no section for %s", b, ", ".join(missed))
+        rows.append(row)
+    return Measurements(**{n: 100.0 * np.array([r[n] for r in rows], np.float64)
+                           for n in MEASUREMENT_NAMES})
