@@ -10,3 +10,7 @@ if [ ! -x .venv/bin/python ]; then
   .venv/bin/python -m pip install -q --upgrade pip
 fi
 .venv/bin/python -m pip install -q -e ".[test]"
+# mediapipe depends on opencv-contrib-python, which writes the desktop OpenCV build (it needs
+# libGL) into the same cv2/ folder as our opencv-python-headless: restore the headless files.
+.venv/bin/python -m pip install -q --force-reinstall --no-deps "opencv-python-headless==4.11.0.86"
+.venv/bin/python -c "import cv2" || { echo "setup: OpenCV does not import" >&2; exit 1; }

@@ -188,3 +188,30 @@ def test_cli_train_and_eval_errors(data, branches, tmp_path, small_model_path):
     res = run(main, ["eval", "--model", str(tmp_path / "none.pt"), "--data",
                      str(root / "val"), "--shape-model", str(small_model_path)])
     assert res.exit_code == 2 and "not found" in res.output
+
+
+def test_viz_features_writes_grids_per_view_and_layer(branches, data, tmp_path):
+    import cv2
+
+    from bodyshape.shape.pca import ShapeModel  # noqa: F401 (fixture already built it)
+
+    root, model = data
+    # Full-frame masks: a stored canvas upscaled stands in for a segmented photo.
+    from bodyshape.synth.shards import read_shard
+    masks = read_shard(root / "val" / "shard-00000.npz").masks[0]
+    for name, m in (("f.png", masks[0]), ("s.png", masks[1])):
+        cv2.imwrite(str(tmp_path / name), cv2.resize(m, (256, 256),
+                                                       interpolation=cv2.INTER_NEAREST))
+    fused = train_stage(TrainConfig(stage="fusion", epochs=1, **SMALL),
+                        StageData(root / "train", None, model, branches["front"],
+                                  branches["side"]), tmp_path / "fusion", progress=False)
+    res = CliRunner().invoke(main, ["viz", "features", "--model", str(fused), "--front",
+                                    str(tmp_path / "f.png"), "--side", str(tmp_path / "s.png"),
+                                    "--out", str(tmp_path / "viz")])
+    assert res.exit_code == 0, res.output
+    names = sorted(p.name for p in (tmp_path / "viz").iterdir())
+    assert "front_stem.png" in names and "side_stage4.png" in names and len(names) == 10
+    res = CliRunner().invoke(main, ["viz", "features", "--model", str(fused), "--front",
+                                    str(tmp_path / "f.png"), "--side", str(tmp_path / "f.png"),
+                                    "--out", str(tmp_path / "viz2"), "--side-facing", "up"])
+    assert res.exit_code == 2

@@ -166,7 +166,66 @@ def export_model(src, dst):
     click.echo(f"exported {dst} ({dst.stat().st_size / 1e6:.1f} MB)")
 
 
+@click.group()
+def viz():
+    """Pictures of what a network sees."""
+
+
+def _read_mask(path: Path):
+    import cv2
+    import numpy as np
+
+    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    if img is None:
+        _fail(f"{path}: not a readable image")
+    mask = img > 127
+    if not mask.any() or mask.all():
+        _fail(f"{path}: no person in this mask (it must be white on black)")
+    return np.ascontiguousarray(mask)
+
+
+@viz.command(name="features")
+@click.option("--model", "ckpt_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=DEFAULT_CHECKPOINT, show_default=True)
+@click.option("--front", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              required=True, help="Front person mask (white on black, any size).")
+@click.option("--side", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              required=True, help="Side person mask.")
+@click.option("--side-facing", type=click.Choice(["right", "left"]), default="right",
+              show_default=True, help="Which way the person faces in the side mask.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+def viz_features(ckpt_path, front, side, side_facing, out):
+    """Save grids of the encoders' feature maps per view and layer."""
+    import numpy as np
+    import torch
+
+    from bodyshape.calibrate import CalibrationSpec, calibrate
+    from bodyshape.checkpoint import CheckpointError, load_checkpoint
+    from bodyshape.viz import encoders_of, feature_maps, save_feature_grids
+
+    try:
+        ck = load_checkpoint(ckpt_path)
+    except CheckpointError as exc:
+        _fail(str(exc))
+    spec = CalibrationSpec(**ck.calibration)
+    try:
+        canv = {"front": calibrate(_read_mask(front), spec).image,
+                "side": calibrate(_read_mask(side), spec, mirror=side_facing == "left").image}
+    except ValueError as exc:
+        _fail(str(exc))
+    written = []
+    for name, enc in encoders_of(ck.model).items():
+        if name == "front+side":
+            x = torch.from_numpy(np.stack([canv["front"], canv["side"]]))
+        else:
+            view = name if name in canv else ck.spec.view
+            x = torch.from_numpy(canv[view][None].copy())
+            name = view
+        written += save_feature_grids(feature_maps(enc, x), out, name)
+    click.echo(f"wrote {len(written)} feature grids to {out}")
+
+
 def register(group: click.Group) -> None:
     """Add this module's commands to the main CLI group."""
-    for cmd in (train, eval_cmd, export_model):
+    for cmd in (train, eval_cmd, export_model, viz):
         group.add_command(cmd)

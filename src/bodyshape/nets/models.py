@@ -55,6 +55,10 @@ class EncoderConfig:
         feature_dim: width of the output feature vector.
         norm: "group" (default) or "batch"; see :func:`_norm_layer` for why GroupNorm.
         groups: GroupNorm groups (reduced to a divisor of the channel count when needed).
+        pool_grid: the last feature map is average-pooled to a ``pool_grid x pool_grid``
+            grid and flattened before the projection: 1 is global average pooling; larger
+            grids keep *where* features are, which matters for regressing body proportions
+            from a centred, scale-normalized silhouette.
     """
 
     widths: tuple[int, ...] = (16, 32, 64, 128)
@@ -62,6 +66,7 @@ class EncoderConfig:
     feature_dim: int = 128
     norm: Literal["group", "batch"] = "group"
     groups: int = 8
+    pool_grid: int = 4
 
     def __post_init__(self) -> None:
         if not self.widths or any(w <= 0 for w in self.widths):
@@ -226,7 +231,8 @@ class Encoder(nn.Module):
                 blocks.append(BasicBlock(cfg, c_in, width, stride=2 if j == 0 else 1))
                 c_in = width
         self.stages = nn.Sequential(*blocks)
-        self.proj = nn.Linear(c_in, cfg.feature_dim)
+        self.pool = nn.AdaptiveAvgPool2d(cfg.pool_grid)
+        self.proj = nn.Linear(c_in * cfg.pool_grid ** 2, cfg.feature_dim)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -234,7 +240,7 @@ class Encoder(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         # Silhouettes are {0, 1}; centring them keeps the stem's input zero-mean-ish.
         x = self.stages(self.stem(x * 2.0 - 1.0))
-        return F.relu(self.proj(x.mean(dim=(-2, -1))))
+        return F.relu(self.proj(self.pool(x).flatten(1)))
 
 
 class MLPHead(nn.Module):
