@@ -37,3 +37,52 @@ def small_model_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "model.npz"
     model.save(path)
     return path
+
+
+# Tiny networks and datasets shared by the training and prediction tests: a 4-component
+# template model, 24 samples on a 64 px canvas, so every code path runs in seconds.
+SMALL = dict(
+    encoder=None, head=None, fusion_head=None, batch_size=8, val_samples=8, loader_workers=0,
+    iou_samples=4, iou_size=32)
+
+
+def _small_cfg():
+    from bodyshape.nets.models import EncoderConfig, HeadConfig
+
+    SMALL.update(encoder=EncoderConfig(widths=(8, 16, 16, 32), feature_dim=32),
+                 head=HeadConfig((32, 16)), fusion_head=HeadConfig((16,)))
+
+
+_small_cfg()
+
+
+@pytest.fixture(scope="module")
+def data(small_model_path, tmp_path_factory):
+    from bodyshape.calibrate import CalibrationSpec
+    from bodyshape.render.camera import CameraSpec
+    from bodyshape.shape.pca import ShapeModel
+    from bodyshape.synth.generate import SynthSpec
+    from bodyshape.synth.shards import write_dataset
+
+    spec = SynthSpec(camera=CameraSpec(long_side=256), calibration=CalibrationSpec(64, 64))
+    root = tmp_path_factory.mktemp("data")
+    write_dataset(small_model_path, root / "train", 24, 0, spec, shard_size=8, progress=False)
+    write_dataset(small_model_path, root / "val", 8, 999, spec, shard_size=8, progress=False)
+    return root, ShapeModel.load(small_model_path)
+
+
+@pytest.fixture(scope="module")
+def branches(data, tmp_path_factory):
+    from bodyshape.train import StageData, TrainConfig, train_stage
+
+    root, model = data
+    out = tmp_path_factory.mktemp("runs")
+    paths = {}
+    for stage in ("front", "side"):
+        paths[stage] = train_stage(TrainConfig(stage=stage, epochs=1, **SMALL),
+                                   StageData(root / "train", root / "val", model),
+                                   out / stage, progress=False)
+    paths["fusion"] = train_stage(TrainConfig(stage="fusion", epochs=1, **SMALL),
+                                  StageData(root / "train", None, model, paths["front"],
+                                            paths["side"]), out / "fusion", progress=False)
+    return paths

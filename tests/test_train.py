@@ -11,42 +11,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from bodyshape.calibrate import CalibrationSpec
 from bodyshape.checkpoint import CheckpointError, load_checkpoint
 from bodyshape.cli import main
 from bodyshape.evaluate import evaluate, markdown
-from bodyshape.nets.models import EncoderConfig, HeadConfig
-from bodyshape.render.camera import CameraSpec
 from bodyshape.shape.pca import ShapeModel
-from bodyshape.synth.generate import SynthSpec
-from bodyshape.synth.shards import write_dataset
 from bodyshape.train import StageData, TrainConfig, train_stage
 
-SPEC = SynthSpec(camera=CameraSpec(long_side=256), calibration=CalibrationSpec(64, 64),
-                 sampling="gaussian")
-SMALL = dict(encoder=EncoderConfig(widths=(8, 16, 16, 32), feature_dim=32),
-             head=HeadConfig((32, 16)), fusion_head=HeadConfig((16,)), batch_size=8,
-             val_samples=8, loader_workers=0, iou_samples=4, iou_size=32)
-
-
-@pytest.fixture(scope="module")
-def data(small_model_path, tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    write_dataset(small_model_path, root / "train", 24, 0, SPEC, shard_size=8, progress=False)
-    write_dataset(small_model_path, root / "val", 8, 999, SPEC, shard_size=8, progress=False)
-    return root, ShapeModel.load(small_model_path)
-
-
-@pytest.fixture(scope="module")
-def branches(data, tmp_path_factory):
-    root, model = data
-    out = tmp_path_factory.mktemp("runs")
-    paths = {}
-    for stage in ("front", "side"):
-        paths[stage] = train_stage(TrainConfig(stage=stage, epochs=1, **SMALL),
-                                   StageData(root / "train", root / "val", model),
-                                   out / stage, progress=False)
-    return paths
+from conftest import SMALL  # shared tiny-network config
 
 
 def test_checkpoint_is_self_describing(data, branches):
@@ -193,8 +164,6 @@ def test_cli_train_and_eval_errors(data, branches, tmp_path, small_model_path):
 def test_viz_features_writes_grids_per_view_and_layer(branches, data, tmp_path):
     import cv2
 
-    from bodyshape.shape.pca import ShapeModel  # noqa: F401 (fixture already built it)
-
     root, model = data
     # Full-frame masks: a stored canvas upscaled stands in for a segmented photo.
     from bodyshape.synth.shards import read_shard
@@ -202,9 +171,7 @@ def test_viz_features_writes_grids_per_view_and_layer(branches, data, tmp_path):
     for name, m in (("f.png", masks[0]), ("s.png", masks[1])):
         cv2.imwrite(str(tmp_path / name), cv2.resize(m, (256, 256),
                                                        interpolation=cv2.INTER_NEAREST))
-    fused = train_stage(TrainConfig(stage="fusion", epochs=1, **SMALL),
-                        StageData(root / "train", None, model, branches["front"],
-                                  branches["side"]), tmp_path / "fusion", progress=False)
+    fused = branches["fusion"]
     res = CliRunner().invoke(main, ["viz", "features", "--model", str(fused), "--front",
                                     str(tmp_path / "f.png"), "--side", str(tmp_path / "s.png"),
                                     "--out", str(tmp_path / "viz")])

@@ -248,9 +248,10 @@ def synth(shape_model, n, poses_per_shape, out, seed, workers, shard_index, num_
 
 
 def _register_learning_commands() -> None:
-    from bodyshape import cli_learn
+    from bodyshape import cli_learn, cli_predict
 
     cli_learn.register(main)
+    cli_predict.register(main)
 
 
 _register_learning_commands()

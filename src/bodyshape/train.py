@@ -360,7 +360,7 @@ def train_stage(cfg: TrainConfig, data: StageData, out: str | os.PathLike,
                 sums[key] = sums.get(key, 0.0) + float(val.detach())
             n_batches += 1
             bar.update()
-            bar.set_postfix(pca=f"{float(terms['pca']):.3f}",
+            bar.set_postfix(pca=f"{float(terms['pca'].detach()):.3f}",
                             mm=f"{float(terms['vertex_mm']):.1f}")
             if n_batches >= steps_per_epoch:
                 break

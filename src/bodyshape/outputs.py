@@ -1,0 +1,110 @@
+"""Writing a prediction to a folder: mesh, measurements, shape, overlay.
+
+``write_prediction(pred, out)`` builds everything in a temporary folder beside ``out`` and
+renames it into place, so a failed or killed run leaves nothing partial:
+
+- ``body.obj`` and ``body.glb``: the canonical A-pose mesh in the template topology, meters,
+  Z up, facing -Y (anny's axes). The GLB, for web viewers, uses glTF's Y-up axes (the mesh
+  turned so that it stands upright in a viewer).
+- ``measurements.json``: ``{"measurements": {name_cm: value}, "quality": {"iou_front",
+  "iou_side", "warnings"}, "height_cm", "sex", "units": "cm"}``.
+- ``shape.json``: the PCA coefficients, their count, the shape-model hash and the height
+  scaling.
+- ``overlay.png``: each input with its person mask (blue tint) and the mesh's re-projected
+  outline (red) from the fitted camera, with the IoU per view.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import trimesh
+
+from bodyshape.fileio import atomic_dir
+from bodyshape.predict import Prediction, ViewFit
+
+OVERLAY_HEIGHT = 640  # px of each panel in overlay.png
+
+
+def measurements_json(pred: Prediction) -> dict:
+    """The content of ``measurements.json``."""
+    return {
+        "measurements": {k: round(float(v), 1) for k, v in pred.measurements.items()},
+        "quality": {"iou_front": round(pred.front.iou, 4), "iou_side": round(pred.side.iou, 4),
+                    "warnings": list(pred.warnings)},
+        "height_cm": pred.height_cm,
+        "sex": pred.sex,
+        "units": "cm",
+    }
+
+
+def shape_json(pred: Prediction) -> dict:
+    """The content of ``shape.json``."""
+    return {"coefficients": [float(c) for c in pred.coeffs],
+            "n_components": int(len(pred.coeffs)),
+            "shape_model_hash": pred.shape_model_hash,
+            "height_scale": pred.scale}
+
+
+def overlay_panel(fit: ViewFit, title: str) -> np.ndarray:
+    """One view: the input (scaled to ``OVERLAY_HEIGHT``) with mask tint and mesh outline,
+    (OVERLAY_HEIGHT, w, 3) uint8 RGB."""
+    img = fit.image.astype(np.float32)
+    tint = np.zeros_like(img)
+    tint[fit.mask] = (40, 90, 255)
+    img = np.where(fit.mask[..., None], 0.7 * img + 0.3 * tint, img)
+    # The rendered canvas back into the frame: invert the calibration's similarity map.
+    cal = fit.calibrated
+    sx = -cal.scale if cal.mirrored else cal.scale
+    to_canvas = np.array([[sx, 0.0, cal.offset[0]], [0.0, cal.scale, cal.offset[1]]])
+    h, w = fit.mask.shape
+    # Pixel-centre conventions: warpAffine maps pixel centres at integers, calibrate at +0.5.
+    shift = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])
+    m = np.linalg.inv(shift) @ np.vstack([to_canvas, [0, 0, 1]]) @ shift
+    back = cv2.warpAffine(fit.rendered.astype(np.uint8) * 255, m[:2], (w, h),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    contours, _ = cv2.findContours((back >= 128).astype(np.uint8), cv2.RETR_EXTERNAL,
+                                   cv2.CHAIN_APPROX_NONE)
+    scale = OVERLAY_HEIGHT / h
+    out = cv2.resize(np.clip(img, 0, 255).astype(np.uint8), (max(1, round(w * scale)),
+                     OVERLAY_HEIGHT), interpolation=cv2.INTER_AREA)
+    contours = [np.round(c * scale).astype(np.int32) for c in contours]
+    cv2.drawContours(out, contours, -1, (230, 30, 30), 2, lineType=cv2.LINE_AA)
+    cv2.putText(out, f"{title}  IoU {fit.iou:.3f}", (10, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8,
+                (20, 20, 20), 2, cv2.LINE_AA)
+    return out
+
+
+def overlay_image(pred: Prediction) -> np.ndarray:
+    """Both panels side by side, (OVERLAY_HEIGHT, W, 3) uint8 RGB."""
+    return np.hstack([overlay_panel(pred.front, "front"),
+                      np.full((OVERLAY_HEIGHT, 8, 3), 255, np.uint8),
+                      overlay_panel(pred.side, "side")])
+
+
+def glb_bytes(vertices: np.ndarray, faces: np.ndarray) -> bytes:
+    """The mesh as binary glTF, turned from Z up to glTF's Y up (facing +Z, the viewer)."""
+    v = np.asarray(vertices, np.float64)
+    yup = np.stack([v[:, 0], v[:, 2], -v[:, 1]], axis=1)  # (x, z, -y): Z up -> Y up, -Y -> +Z
+    mesh = trimesh.Trimesh(yup, faces, process=False)
+    return trimesh.exchange.gltf.export_glb(trimesh.Scene(mesh))
+
+
+def write_prediction(pred: Prediction, out: str | os.PathLike) -> Path:
+    """Write every output file into ``out`` atomically (module docs); returns ``out``."""
+    out = Path(out)
+    with atomic_dir(out) as tmp:
+        mesh = trimesh.Trimesh(pred.vertices, pred.faces, process=False)
+        mesh.export(tmp / "body.obj")
+        (tmp / "body.glb").write_bytes(glb_bytes(pred.vertices, pred.faces))
+        (tmp / "measurements.json").write_text(json.dumps(measurements_json(pred), indent=2)
+                                               + "\n")
+        (tmp / "shape.json").write_text(json.dumps(shape_json(pred), indent=2) + "\n")
+        if not cv2.imwrite(str(tmp / "overlay.png"),
+                           cv2.cvtColor(overlay_image(pred), cv2.COLOR_RGB2BGR)):
+            raise OSError(f"cannot write {out / 'overlay.png'}")
+    return out

@@ -1,0 +1,348 @@
+"""Photos (or masks) + height -> body mesh, tape measurements and a fit-quality report.
+
+``Predictor.load()`` reads the checkpoint and shape model once; ``predictor(front, side,
+height_cm, sex)`` runs one pair:
+
+1. read each photo (EXIF orientation honoured) or person mask (a two-valued image);
+2. photos: segment the person (``bodyshape.segment``) and reject unusable photos; the side
+   view's facing comes from the pose landmarks. Masks: the facing comes from the feet (toes
+   reach further forward than heels), and a front/side swap from the silhouettes' widths;
+3. calibrate each mask with ``bodyshape.calibrate.calibrate`` and the checkpoint's own
+   calibration spec: exactly the routine that made the training data;
+4. the network predicts the shape coefficients; the canonical A-pose mesh is decoded and
+   scaled about its feet so its stature equals the given height (the network already sees
+   the height; the scaling removes its residual stature error);
+5. tape measurements (``bodyshape.measure``), and a re-projection of the mesh into each
+   view: the mesh, turned like the view, is rendered through a small grid of phone
+   cameras, each calibrated like the input, and the best-matching one is kept (the fitted
+   camera); its IoU with the input is the fit quality.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bodyshape.calibrate import Calibrated, CalibrationSpec, calibrate
+from bodyshape.checkpoint import Checkpoint, load_checkpoint
+from bodyshape.measure import measure_bodies
+from bodyshape.render.camera import Camera, intrinsics, look_at
+from bodyshape.render.raster import silhouette
+from bodyshape.segment import PhotoError, Segmenter, check_photo, facing_of, warnings_for
+from bodyshape.shape.pca import ShapeModel
+
+logger = logging.getLogger(__name__)
+
+PACKAGE_DATA = Path(__file__).resolve().parent / "data"
+DEFAULT_CHECKPOINT = PACKAGE_DATA / "model.pt"
+DEFAULT_SHAPE_MODEL = PACKAGE_DATA / "shape_model.npz"
+HEIGHT_RANGE_CM = (50.0, 250.0)
+LOW_IOU = 0.85  # below this a view is flagged as poorly explained by the mesh
+# Squared norm of the whitened coefficients above which the silhouette is "far outside the
+# shape space" (chi-square with 50 degrees of freedom: 99.9 % quantile ~86.7).
+OUTSIDE_SHAPE_SPACE = 86.7
+_FIT_CAMERA_HEIGHTS = (0.8, 1.1, 1.4, 1.7)  # m above the floor
+_FIT_DISTANCES = (2.0, 3.0, 4.5)  # m from the body
+
+
+class InputError(ValueError):
+    """An unusable input (file, image, height, sex); ``str(err)`` is one line for the user."""
+
+
+@dataclass(frozen=True, eq=False)
+class ViewFit:
+    """One view's input and the mesh's re-projection.
+
+    Attributes:
+        image: (H, W, 3) uint8 RGB photo, or the mask drawn in grey for mask inputs.
+        mask: (H, W) bool person mask of the full frame.
+        calibrated: the calibration of the mask (canvas image, frame <-> canvas map).
+        rendered: (h, w) bool canvas silhouette of the mesh through the fitted camera.
+        iou: IoU of ``rendered`` with the input canvas (thresholded at 0.5).
+        mirrored: whether the view was mirrored to the canonical facing.
+        warnings: non-fatal issues of this view.
+    """
+
+    image: np.ndarray
+    mask: np.ndarray
+    calibrated: Calibrated
+    rendered: np.ndarray
+    iou: float
+    mirrored: bool
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class Prediction:
+    """The result of one front/side pair.
+
+    Attributes:
+        coeffs: (K,) raw PCA coefficients of the network (before height scaling), meters.
+        vertices: (V, 3) canonical A-pose mesh, meters, Z up, facing -Y (anny's axes).
+        faces: (F, 3) template faces.
+        measurements: ``measure.MEASUREMENT_NAMES`` -> centimeters.
+        height_cm: the given height; sex: the given sex or None.
+        scale: factor applied to the decoded mesh to reach the given height.
+        front, side: the two views' fits.
+        warnings: every warning, one line each.
+        shape_model_hash: the shape model the coefficients belong to.
+    """
+
+    coeffs: np.ndarray
+    vertices: np.ndarray
+    faces: np.ndarray
+    measurements: dict[str, float]
+    height_cm: float
+    sex: str | None
+    scale: float
+    front: ViewFit
+    side: ViewFit
+    warnings: tuple[str, ...] = field(default=())
+    shape_model_hash: str = ""
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs
+# --------------------------------------------------------------------------------------------
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Read a JPEG/PNG as (H, W, 3) uint8 RGB, honouring EXIF orientation.
+
+    Raises:
+        InputError: missing, unreadable, truncated, empty or one-colour image.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: file not found")
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            im.load()  # truncated files fail here, not later
+            rgb = np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable image ({exc})") from exc
+    if rgb.size == 0 or min(rgb.shape[:2]) < 16:
+        raise InputError(f"{path}: the image is empty or tiny ({rgb.shape[1]}x{rgb.shape[0]})")
+    if int(rgb.max()) == int(rgb.min()):
+        raise InputError(f"{path}: the image is a single colour; no person in it")
+    return rgb
+
+
+def is_mask(image: np.ndarray) -> bool:
+    """True for a two-valued image (a person mask)."""
+    return np.unique(image.reshape(-1, image.shape[-1])[:: max(1, image.size // 3 // 200000)],
+                     axis=0).shape[0] <= 2
+
+
+def mask_from_image(image: np.ndarray) -> np.ndarray:
+    """(H, W) bool person mask of a two-valued image: the brighter value is the person."""
+    grey = image.astype(np.float32).mean(axis=-1)
+    mask = grey > 0.5 * (grey.min() + grey.max())
+    if not mask.any() or mask.all():
+        raise InputError("the mask is empty (white person on black expected)")
+    return mask
+
+
+def facing_from_mask(mask: np.ndarray) -> str:
+    """Which way a side-view silhouette faces, "left" or "right" (image x).
+
+    Toes reach further forward than heels: below the ankles, the silhouette extends further
+    from the ankle-level centre on the toe side."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    top, bottom = rows[0], rows[-1]
+    h = bottom - top + 1
+    # The shins, well above both feet (the far foot sits higher in a photo taken from above).
+    shin = mask[int(bottom - 0.20 * h):int(bottom - 0.12 * h) + 1]
+    feet = mask[int(bottom - 0.06 * h):bottom + 1]
+    cols_a = np.flatnonzero(shin.any(axis=0))
+    cols_f = np.flatnonzero(feet.any(axis=0))
+    if cols_a.size == 0 or cols_f.size == 0:
+        return "right"
+    centre = 0.5 * (cols_a[0] + cols_a[-1])
+    return "right" if cols_f[-1] - centre >= centre - cols_f[0] else "left"
+
+
+def _aspect(mask: np.ndarray) -> float:
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return (cols[-1] - cols[0] + 1) / (rows[-1] - rows[0] + 1)
+
+
+def check_height(height_cm) -> float:
+    """The height as a float in ``HEIGHT_RANGE_CM``, else ``InputError``."""
+    try:
+        h = float(height_cm)
+    except (TypeError, ValueError):
+        raise InputError(f"height must be a number of centimeters, got {height_cm!r}") from None
+    lo, hi = HEIGHT_RANGE_CM
+    if not lo <= h <= hi:
+        raise InputError(f"height {h:g} cm is outside {lo:g}-{hi:g} cm (give it in cm)")
+    return h
+
+
+SEX_CODES = {None: -1, "female": 0, "male": 1}
+
+
+# --------------------------------------------------------------------------------------------
+# Re-projection
+# --------------------------------------------------------------------------------------------
+
+
+def _turn(vertices: np.ndarray, angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    centre = 0.5 * (vertices.min(0) + vertices.max(0))
+    centre[2] = 0.0
+    rz = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    return (vertices - centre) @ rz.T + centre
+
+
+def fit_view(vertices: np.ndarray, faces: np.ndarray, view: str, target: np.ndarray,
+             spec: CalibrationSpec) -> tuple[np.ndarray, float]:
+    """Best re-projection of a canonical mesh onto a calibrated input canvas.
+
+    The mesh is turned for the view (side views face image right, the canonical facing of
+    calibrated side canvases), rendered by phone cameras over a small grid of heights and
+    distances, and each render is calibrated like the input; the best IoU wins.
+
+    Returns:
+        (canvas silhouette (h, w) bool, IoU).
+    """
+    v = _turn(vertices, 0.0 if view == "front" else np.pi / 2)
+    lo, hi = v.min(0), v.max(0)
+    centre = 0.5 * (lo + hi)
+    target = target >= 0.5
+    best, best_iou = None, -1.0
+    for cam_h in _FIT_CAMERA_HEIGHTS:
+        for dist in _FIT_DISTANCES:
+            pos = np.array([centre[0], lo[1] - dist, lo[2] + cam_h])
+            R, t = look_at(pos, [centre[0], centre[1], centre[2]])
+            cam = Camera(intrinsics(np.deg2rad(60.0), 384, 512), R, t, 384, 512)
+            frame = silhouette(v, faces, cam, closed=True)
+            if not frame.any():
+                continue
+            try:
+                canvas = calibrate(frame, spec).image >= 0.5
+            except ValueError:
+                continue
+            iou = float((canvas & target).sum() / max((canvas | target).sum(), 1))
+            if iou > best_iou:
+                best, best_iou = canvas, iou
+    if best is None:
+        raise RuntimeError("the predicted mesh could not be rendered")
+    return best, best_iou
+
+
+# --------------------------------------------------------------------------------------------
+# Predictor
+# --------------------------------------------------------------------------------------------
+
+
+class Predictor:
+    """A loaded network + shape model; call it on a photo pair (module docs).
+
+    Args:
+        checkpoint: a loaded checkpoint (front/side fusion or two-channel network).
+        model: the shape model it was trained for (hash checked).
+    """
+
+    def __init__(self, checkpoint: Checkpoint, model: ShapeModel):
+        if checkpoint.shape_model_hash != model.model_hash:
+            raise InputError(f"the network was trained for shape model "
+                             f"{checkpoint.shape_model_hash}, not {model.model_hash}")
+        if checkpoint.spec.kind == "view":
+            raise InputError("a single-view checkpoint cannot predict from two photos; use a "
+                             "fusion (or two-channel) checkpoint")
+        self.ckpt, self.model = checkpoint, model
+        self.spec = CalibrationSpec(**checkpoint.calibration)
+        self._segmenter: Segmenter | None = None
+
+    @classmethod
+    def load(cls, checkpoint: str | os.PathLike = DEFAULT_CHECKPOINT,
+             shape_model: str | os.PathLike = DEFAULT_SHAPE_MODEL) -> "Predictor":
+        return cls(load_checkpoint(checkpoint), ShapeModel.load(shape_model))
+
+    def close(self) -> None:
+        if self._segmenter is not None:
+            self._segmenter.close()
+            self._segmenter = None
+
+    def _mask(self, image: np.ndarray, view: str, masks: bool | None, refine: bool
+              ) -> tuple[np.ndarray, str | None, list[str]]:
+        """-> (mask, facing from landmarks (None for mask inputs), warnings)."""
+        if masks or (masks is None and is_mask(image)):
+            return mask_from_image(image), None, []
+        if self._segmenter is None:
+            self._segmenter = Segmenter()
+        seg = self._segmenter.segment(image, refine=refine)
+        check_photo(seg, view)
+        facing = facing_of(seg.landmarks) if view == "side" else None
+        return seg.mask, facing, warnings_for(seg, view)
+
+    @torch.no_grad()
+    def __call__(self, front, side, height_cm, sex: str | None = None,
+                 masks: bool | None = None, refine_masks: bool = False) -> Prediction:
+        """Predict one pair.
+
+        Args:
+            front, side: image paths or (H, W, 3) uint8 RGB arrays (photos or masks).
+            height_cm: the person's height, 50-250 cm.
+            sex: "female", "male" or None.
+            masks: True: inputs are masks; False: photos; None: detect (two-valued image).
+            refine_masks: refine photo segmentations with GrabCut (slower).
+
+        Raises:
+            InputError / segment.PhotoError (both ``ValueError``): one line for the user.
+        """
+        height = check_height(height_cm)
+        if sex not in SEX_CODES:
+            raise InputError(f"sex must be 'female', 'male' or omitted, got {sex!r}")
+        images = {v: load_image(x) if not isinstance(x, np.ndarray) else x
+                  for v, x in (("front", front), ("side", side))}
+        found = {v: self._mask(images[v], v, masks, refine_masks) for v in images}
+        fm, sm = found["front"][0], found["side"][0]
+        from_masks = found["side"][1] is None  # photos are checked by their landmarks
+        if from_masks and _aspect(fm) < _aspect(sm):
+            raise PhotoError("the front and side inputs look swapped (the front silhouette is "
+                             "narrower than the side one)")
+        facing = found["side"][1] or facing_from_mask(sm)
+        cal = {"front": calibrate(fm, self.spec),
+               "side": calibrate(sm, self.spec, mirror=facing == "left")}
+        x = {v: torch.from_numpy(cal[v].image[None, None].copy()) for v in cal}
+        h = torch.tensor([height / 100.0])
+        s = torch.tensor([SEX_CODES[sex]])
+        z = self.ckpt.model(x["front"], x["side"], h, s).z[0].numpy().astype(np.float64)
+        coeffs = z * self.model.std[: len(z)]
+        rest = self.model.decode(coeffs[None])[0].astype(np.float64)
+        floor = rest[:, 2].min()
+        scale = height / 100.0 / np.ptp(rest[:, 2])
+        verts = rest.copy()
+        verts[:, 2] = floor + (rest[:, 2] - floor) * scale
+        centre = 0.5 * (rest.min(0) + rest.max(0))
+        verts[:, :2] = centre[:2] + (rest[:, :2] - centre[:2]) * scale
+        meas = measure_bodies(verts[None]).as_dicts()[0]
+        warnings = []
+        if float(z @ z) > OUTSIDE_SHAPE_SPACE:
+            warnings.append("the silhouettes are far outside the body shape space (loose "
+                            "clothing, hair or a bag?); measurements may be off")
+        fits = {}
+        for v in ("front", "side"):
+            rendered, iou = fit_view(verts, self.model.faces, v, cal[v].image, self.spec)
+            w = list(found[v][2])
+            if iou < LOW_IOU:
+                w.append(f"{v} view: the body explains the silhouette poorly (IoU {iou:.2f}); "
+                         "loose clothing, an unusual pose or a poor segmentation?")
+            img = images[v]
+            fits[v] = ViewFit(image=img, mask=found[v][0], calibrated=cal[v], rendered=rendered,
+                              iou=iou, mirrored=cal[v].mirrored, warnings=tuple(w))
+            warnings += w
+        return Prediction(coeffs=coeffs, vertices=verts, faces=self.model.faces,
+                          measurements=meas, height_cm=height, sex=sex, scale=float(scale),
+                          front=fits["front"], side=fits["side"], warnings=tuple(warnings),
+                          shape_model_hash=self.model.model_hash)

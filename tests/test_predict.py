@@ -1,0 +1,171 @@
+"""Prediction: masks and photos in, mesh/measurements/overlay out; every bad input refused.
+
+Uses the tiny fusion network of conftest (4-component model, 64 px canvas): the accuracy is
+meaningless, the code paths are the real ones.
+"""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import trimesh
+from click.testing import CliRunner
+from PIL import Image
+
+from bodyshape.cli import main
+from bodyshape.measure import MEASUREMENT_NAMES
+from bodyshape.outputs import write_prediction
+from bodyshape.predict import InputError, Predictor, facing_from_mask, load_image
+from bodyshape.render.photo import photo_camera, render_photo, rotate_about_z
+from bodyshape.render.raster import silhouette
+from bodyshape.segment import PhotoError
+
+W, H = 480, 640
+
+
+@pytest.fixture(scope="module")
+def predictor(branches, small_model_path):
+    p = Predictor.load(branches["fusion"], small_model_path)
+    yield p
+    p.close()
+
+
+@pytest.fixture(scope="module")
+def inputs(data, tmp_path_factory):
+    """Masks and photos of the small model's mean body: front, side facing right/left."""
+    _, model = data
+    folder = tmp_path_factory.mktemp("inputs")
+    body = model.mean.astype(np.float64)
+    views = {"front": body, "side": rotate_about_z(body, np.pi / 2),
+             "side_left": rotate_about_z(body, -np.pi / 2)}
+    for name, verts in views.items():
+        cam = photo_camera(verts, W, H)
+        mask = silhouette(verts, model.faces, cam)
+        cv2.imwrite(str(folder / f"{name}_mask.png"), mask.astype(np.uint8) * 255)
+        photo = render_photo(verts, model.faces, cam, np.random.default_rng(0)).image
+        cv2.imwrite(str(folder / f"{name}.jpg"), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
+    return folder
+
+
+def test_masks_to_outputs(predictor, inputs, tmp_path):
+    pred = predictor(inputs / "front_mask.png", inputs / "side_mask.png", 165.0, "female")
+    assert set(pred.measurements) == set(MEASUREMENT_NAMES)
+    assert pred.measurements["height_cm"] == pytest.approx(165.0, abs=0.2)
+    assert 0.5 < pred.front.iou <= 1 and 0.5 < pred.side.iou <= 1
+    assert not pred.side.mirrored
+    out = write_prediction(pred, tmp_path / "out")
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["body.glb", "body.obj", "measurements.json", "overlay.png", "shape.json"]
+    m = json.loads((out / "measurements.json").read_text())
+    assert set(m["measurements"]) == set(MEASUREMENT_NAMES)
+    assert set(m["quality"]) == {"iou_front", "iou_side", "warnings"}
+    shape = json.loads((out / "shape.json").read_text())
+    assert shape["n_components"] == 4 and shape["shape_model_hash"] == pred.shape_model_hash
+    obj = trimesh.load(out / "body.obj", process=False)
+    assert len(obj.vertices) == len(pred.vertices)
+    np.testing.assert_allclose(obj.vertices, pred.vertices, atol=1e-5)
+    glb = trimesh.load(out / "body.glb", force="mesh", process=False)
+    assert len(glb.vertices) == len(pred.vertices)
+    assert np.ptp(glb.vertices[:, 1]) == pytest.approx(1.65, abs=0.01)  # Y up in glTF
+    assert cv2.imread(str(out / "overlay.png")).shape[0] == 640
+
+
+def test_side_facing_either_way_gives_the_same_body(predictor, inputs):
+    right = predictor(inputs / "front_mask.png", inputs / "side_mask.png", 170.0)
+    left = predictor(inputs / "front_mask.png", inputs / "side_left_mask.png", 170.0)
+    assert left.side.mirrored and not right.side.mirrored
+    np.testing.assert_allclose(left.coeffs, right.coeffs, atol=0.02 * np.abs(right.coeffs).max()
+                               + 1e-6)
+    for name, facing in (("side_mask.png", "right"), ("side_left_mask.png", "left")):
+        assert facing_from_mask(cv2.imread(str(inputs / name), 0) > 0) == facing
+
+
+def test_photos_run_through_segmentation(predictor, inputs):
+    pytest.importorskip("mediapipe")
+    pred = predictor(inputs / "front.jpg", inputs / "side_left.jpg", 170.0)
+    assert pred.side.mirrored  # facing from the pose landmarks
+    assert pred.front.mask.shape == (H, W) and pred.front.mask.mean() > 0.05
+
+
+def test_exif_orientation_is_honoured(inputs, tmp_path):
+    img = Image.open(inputs / "front.jpg")
+    rotated = img.transpose(Image.Transpose.ROTATE_90)  # stored sideways...
+    exif = Image.Exif()
+    exif[0x0112] = 8  # ...with "rotate 90 CW to display" in its EXIF
+    rotated.save(tmp_path / "exif.jpg", exif=exif)
+    assert load_image(tmp_path / "exif.jpg").shape == (H, W, 3)
+
+
+def test_bad_inputs_are_refused_with_one_line(predictor, inputs, tmp_path):
+    f, s = inputs / "front_mask.png", inputs / "side_mask.png"
+    (tmp_path / "text.jpg").write_text("not an image")
+    good = (inputs / "front.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(good[: len(good) // 3])
+    cv2.imwrite(str(tmp_path / "grey.png"), np.full((64, 48, 3), 128, np.uint8))
+    cases = [
+        ((tmp_path / "none.jpg", s, 170), "not found"),
+        ((tmp_path / "text.jpg", s, 170), "not a readable image"),
+        ((tmp_path / "cut.jpg", s, 170), "not a readable image"),
+        ((tmp_path / "grey.png", s, 170), "single colour"),
+        ((f, s, 30), "outside 50-250"),
+        ((f, s, 300), "outside 50-250"),
+        ((f, s, "tall"), "number of centimeters"),
+        ((s, f, 170), "swapped"),
+    ]
+    for args, message in cases:
+        with pytest.raises(ValueError, match=message):
+            predictor(*args)
+    with pytest.raises(InputError, match="sex"):
+        predictor(f, s, 170, "other")
+
+
+def test_photo_problems(predictor, inputs, tmp_path):
+    pytest.importorskip("mediapipe")
+    with pytest.raises(PhotoError, match="side"):  # a front photo given as the side view
+        predictor(inputs / "front.jpg", inputs / "front.jpg", 170)
+    blank = np.full((H, W, 3), 200, np.uint8)
+    blank[::7] = 190  # not one colour, but nobody in it
+    cv2.imwrite(str(tmp_path / "empty.png"), blank)
+    with pytest.raises(PhotoError, match="[Nn]o person"):
+        predictor(tmp_path / "empty.png", inputs / "side.jpg", 170, masks=False)
+
+
+def test_cli_single_pair_and_errors(branches, small_model_path, inputs, tmp_path):
+    run = CliRunner().invoke
+    base = ["predict", "--model", str(branches["fusion"]), "--shape-model",
+            str(small_model_path)]
+    res = run(main, base + ["--front", str(inputs / "front_mask.png"), "--side",
+                            str(inputs / "side_mask.png"), "--height-cm", "172",
+                            "--out", str(tmp_path / "p")])
+    assert res.exit_code == 0, res.output
+    assert "chest" in res.output and (tmp_path / "p" / "overlay.png").is_file()
+    res = run(main, base + ["--front", str(inputs / "front_mask.png"), "--side",
+                            str(inputs / "side_mask.png"), "--height-cm", "20",
+                            "--out", str(tmp_path / "q")])
+    assert res.exit_code == 2 and "outside" in res.output and not (tmp_path / "q").exists()
+    (tmp_path / "keep").mkdir()
+    (tmp_path / "keep" / "precious.txt").write_text("x")
+    res = run(main, base + ["--front", str(inputs / "front_mask.png"), "--side",
+                            str(inputs / "side_mask.png"), "--height-cm", "172",
+                            "--out", str(tmp_path / "keep")])
+    assert res.exit_code == 2 and (tmp_path / "keep" / "precious.txt").exists()
+    res = run(main, base + ["--front", str(inputs / "front_mask.png")])
+    assert res.exit_code == 2 and "--height-cm" in res.output
+
+
+def test_cli_batch_skips_bad_rows(branches, small_model_path, inputs, tmp_path):
+    csv_path = inputs / "pairs.csv"
+    csv_path.write_text("id,front,side,height_cm,sex\n"
+                        "a,front_mask.png,side_mask.png,170,female\n"
+                        "b,front_mask.png,missing.png,170,\n"
+                        "c,front_mask.png,side_left_mask.png,181,male\n"
+                        "../d,front_mask.png,side_mask.png,170,\n")
+    res = CliRunner().invoke(main, ["predict", "--model", str(branches["fusion"]),
+                                    "--shape-model", str(small_model_path), "--batch",
+                                    str(csv_path), "--out", str(tmp_path / "batch")])
+    assert res.exit_code == 1
+    assert "2 of 4 pairs done" in res.output and "failed: b, ../d" in res.output
+    assert sorted(p.name for p in (tmp_path / "batch").iterdir()) == ["a", "c"]
