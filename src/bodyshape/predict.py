@@ -137,9 +137,11 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
 
 
 def is_mask(image: np.ndarray) -> bool:
-    """True for a two-valued image (a person mask)."""
-    return np.unique(image.reshape(-1, image.shape[-1])[:: max(1, image.size // 3 // 200000)],
-                     axis=0).shape[0] <= 2
+    """True for a two-valued image (a person mask): at most two distinct RGB colours."""
+    px = image.reshape(-1, image.shape[-1]).astype(np.int32)
+    code = (px[:, 0] << 16) | (px[:, 1] << 8) | px[:, 2]
+    others = code[code != code[0]]
+    return others.size == 0 or bool(np.all(others == others[0]))
 
 
 def mask_from_image(image: np.ndarray) -> np.ndarray:

@@ -1,0 +1,212 @@
+"""Prediction: latency, end-to-end accuracy through the predict CLI, repeatability.
+
+1. Latency (2 cores): loading the shipped network, and per pair after loading, for
+   full-frame masks and for the 1536x2048 example photos (segmentation included).
+2. End-to-end accuracy: held-out synthetic test pairs (seed 999) are re-rendered as
+   full-frame masks from their shard rows (the exact frames the shards were calibrated
+   from), fed to ``bodyshape predict --batch`` with their true heights and sexes, and the
+   written ``body.obj`` and ``measurements.json`` are compared with the ground truth:
+   mean surface error (mean distance of predicted vertices to the true surface) and
+   per-vertex error, chest/waist/hip MAE; next to the height-only baseline.
+3. Repeatability: one body photographed by several random phone cameras and poses; the
+   spread (std and max - min) of each measurement over the renders.
+
+Usage: python benchmarks/bench_predict.py [--n 200] [--renders 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import trimesh
+
+from report import table, write_section
+
+from bodyshape.measure import MEASUREMENT_NAMES, measure_bodies
+from bodyshape.predict import DEFAULT_CHECKPOINT, DEFAULT_SHAPE_MODEL, Predictor
+from bodyshape.render.camera import CameraSpec, sample_camera
+from bodyshape.render.raster import silhouette
+from bodyshape.shape.pca import ShapeModel
+from bodyshape.shape.rig import load_rig, pose_meshes
+from bodyshape.synth.generate import SynthSpec, vertex_bounds, yaw_about_centre
+from bodyshape.synth.poses import PoseParams, pose_rotations, sample_poses
+from bodyshape.synth.shards import read_shard, write_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_HEIGHT_CM = 171.3
+SEX_NAMES = {0: "female", 1: "male"}
+
+
+def frames_from_shards(test: Path, n: int, folder: Path, model: ShapeModel) -> list[dict]:
+    """Write the first ``n`` test pairs as full-frame mask PNGs; returns their rows."""
+    rig = load_rig()
+    rows = []
+    for shard in sorted(test.glob("shard-*.npz")):
+        d = read_shard(shard)
+        for r in range(len(d)):
+            if len(rows) >= n:
+                return rows
+            rest = model.decode(d.coeffs[r][None].astype(np.float64))[0]
+            rot = pose_rotations(PoseParams(d.pose_angles[r][None].astype(np.float64)),
+                                 rig.rest_arm_angle)
+            posed = pose_meshes(rest[None], rot, rig).vertices[0]
+            names = {}
+            for v, view in enumerate(("front", "side")):
+                mask = silhouette(yaw_about_centre(posed, float(d.yaw[r, v])), model.faces,
+                                  d.camera(r, view), closed=True)
+                names[view] = f"{int(d.index[r])}_{view}.png"
+                cv2.imwrite(str(folder / names[view]), mask.astype(np.uint8) * 255)
+            rows.append({"id": str(int(d.index[r])), "front": names["front"],
+                         "side": names["side"], "height_cm": f"{100 * np.ptp(rest[:, 2]):.2f}",
+                         "sex": SEX_NAMES.get(int(d.sex[r]), ""), "coeffs": d.coeffs[r]})
+    return rows
+
+
+def surface_error_mm(pred: np.ndarray, true: np.ndarray, faces: np.ndarray) -> float:
+    """Mean distance (mm) of predicted vertices to the true surface."""
+    mesh = trimesh.Trimesh(true, faces, process=False)
+    _, dist, _ = trimesh.proximity.closest_point(mesh, pred)
+    return float(dist.mean() * 1e3)
+
+
+def latency(predictor: Predictor, masks: tuple[Path, Path], photos: tuple[Path, Path],
+            repeats: int) -> dict:
+    predictor(*masks, 170.0)  # warm-up (numba, torch)
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        predictor(*masks, 170.0)
+    mask_ms = (time.perf_counter() - t0) / repeats * 1e3
+    predictor(*photos, EXAMPLE_HEIGHT_CM)
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        predictor(*photos, EXAMPLE_HEIGHT_CM)
+    photo_ms = (time.perf_counter() - t0) / repeats * 1e3
+    return {"mask_pair_ms": mask_ms, "photo_pair_ms": photo_ms}
+
+
+def repeatability(predictor: Predictor, model: ShapeModel, renders: int, folder: Path
+                  ) -> dict:
+    """Measurement spread over random cameras and poses of one body (seeded)."""
+    rng = np.random.default_rng(2026)
+    rig = load_rig()
+    drawn = model.sample(1, rng, "per-sex")
+    rest = drawn.vertices[0].astype(np.float64)
+    height = 100 * float(np.ptp(rest[:, 2]))
+    spec = SynthSpec(camera=CameraSpec(long_side=1024))
+    values = {k: [] for k in MEASUREMENT_NAMES}
+    for i in range(renders):
+        pose = sample_poses(rng, 1, spec.pose)
+        posed = pose_meshes(rest[None], pose_rotations(pose, rig.rest_arm_angle), rig).vertices[0]
+        paths = []
+        for view, yaw in (("front", rng.uniform(-0.087, 0.087)),
+                          ("side", np.pi / 2 * rng.choice([-1, 1]) + rng.uniform(-0.087, 0.087))):
+            v = yaw_about_centre(posed, yaw)
+            b = vertex_bounds(v)
+            cam = sample_camera(rng, spec.camera, b, float(b[0, 2]))
+            p = folder / f"rep{i}_{view}.png"
+            cv2.imwrite(str(p), silhouette(v, model.faces, cam, closed=True).astype(np.uint8) * 255)
+            paths.append(p)
+        pred = predictor(paths[0], paths[1], height, drawn.sex[0] if drawn.sex is not None else None)
+        for k, val in pred.measurements.items():
+            values[k].append(val)
+    truth = measure_bodies(rest[None]).as_dicts()[0]
+    return {k: {"std_cm": float(np.std(v)), "range_cm": float(np.ptp(v)),
+                "mean_cm": float(np.mean(v)), "true_cm": truth[k]} for k, v in values.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default=str(DEFAULT_CHECKPOINT))
+    ap.add_argument("--shape-model", default=str(DEFAULT_SHAPE_MODEL))
+    ap.add_argument("--test", default=str(ROOT / "work/train/data-test"))
+    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--renders", type=int, default=10)
+    ap.add_argument("--repeats", type=int, default=10)
+    a = ap.parse_args()
+    model = ShapeModel.load(a.shape_model)
+    test = Path(a.test)
+    if not (test / "manifest.json").is_file():
+        write_dataset(a.shape_model, test, 2000, 999, SynthSpec(sampling="per-sex"), workers=2)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_predict-"))
+    t0 = time.perf_counter()
+    predictor = Predictor.load(a.model, a.shape_model)
+    load_s = time.perf_counter() - t0
+
+    rows = frames_from_shards(test, a.n, tmp, model)
+    lat = latency(predictor, (tmp / rows[0]["front"], tmp / rows[0]["side"]),
+                  (ROOT / "examples/front.jpg", ROOT / "examples/side.jpg"), a.repeats)
+    rep = repeatability(predictor, model, a.renders, tmp)
+    predictor.close()
+
+    with (tmp / "pairs.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["id", "front", "side", "height_cm", "sex"])
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: r[k] for k in ("id", "front", "side", "height_cm", "sex")})
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "bodyshape.cli", "predict", "--model", a.model,
+                    "--shape-model", a.shape_model, "--batch", str(tmp / "pairs.csv"),
+                    "--out", str(tmp / "out")], check=False, capture_output=True)
+    cli_s = time.perf_counter() - t0
+    errs = {k: [] for k in ("surface_mm", "vertex_mm", "chest_mm", "waist_mm", "hip_mm")}
+    base = {k: [] for k in ("chest_mm", "waist_mm", "hip_mm")}
+    failed = 0
+    mean = model.mean.astype(np.float64)
+    for r in rows:
+        out = tmp / "out" / r["id"]
+        if not (out / "measurements.json").is_file():
+            failed += 1
+            continue
+        true = model.decode(r["coeffs"][None].astype(np.float64))[0]
+        pred = np.asarray(trimesh.load(out / "body.obj", process=False).vertices)
+        got = json.loads((out / "measurements.json").read_text())["measurements"]
+        tm = measure_bodies(true[None]).as_dicts()[0]
+        errs["surface_mm"].append(surface_error_mm(pred, true, model.faces))
+        errs["vertex_mm"].append(float(np.linalg.norm(pred - true, axis=1).mean() * 1e3))
+        s = float(r["height_cm"]) / 100 / np.ptp(mean[:, 2])
+        c = mean.mean(0)
+        bm = measure_bodies((c + s * (mean - c))[None]).as_dicts()[0]
+        for g in ("chest", "waist", "hip"):
+            errs[f"{g}_mm"].append(abs(got[f"{g}_cm"] - tm[f"{g}_cm"]) * 10)
+            base[f"{g}_mm"].append(abs(bm[f"{g}_cm"] - tm[f"{g}_cm"]) * 10)
+    acc = {k: float(np.mean(v)) for k, v in errs.items()}
+    acc_base = {k: float(np.mean(v)) for k, v in base.items()}
+    res = {"load_s": load_s, **lat, "n": len(rows), "failed": failed, "cli_s": cli_s,
+           "accuracy": acc, "height_only": acc_base, "repeatability": rep}
+    body = f"""Latency after loading (2 cores): **{lat['mask_pair_ms']:.0f} ms per mask pair**,
+**{lat['photo_pair_ms']:.0f} ms per 1536x2048 photo pair** (segmentation included); loading
+the network and shape model: {load_s:.2f} s.
+
+End to end through `bodyshape predict --batch` on {len(rows)} held-out synthetic pairs
+(full-frame masks re-rendered from the test shards, true height and sex given;
+{failed} failed; {cli_s:.0f} s for the whole batch including start-up):
+
+{table(["", "surface mm", "vertex mm", "chest mm", "waist mm", "hip mm"], [
+        ["predict", f"{acc['surface_mm']:.1f}", f"{acc['vertex_mm']:.1f}",
+         f"{acc['chest_mm']:.1f}", f"{acc['waist_mm']:.1f}", f"{acc['hip_mm']:.1f}"],
+        ["height-only baseline", "", "", f"{acc_base['chest_mm']:.1f}",
+         f"{acc_base['waist_mm']:.1f}", f"{acc_base['hip_mm']:.1f}"]])}
+
+Repeatability: one sampled body, {a.renders} renders with random poses and phone cameras
+(1024 px frames), measurement spread:
+
+{table(["measurement", "true cm", "mean cm", "std cm", "max - min cm"], [
+        [k[:-3], f"{v['true_cm']:.1f}", f"{v['mean_cm']:.1f}", f"{v['std_cm']:.2f}",
+         f"{v['range_cm']:.2f}"] for k, v in rep.items()])}
+"""
+    write_section("predict", "Prediction: latency, accuracy through the CLI, repeatability",
+                  body, res)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()
