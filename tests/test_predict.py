@@ -169,3 +169,31 @@ def test_cli_batch_skips_bad_rows(branches, small_model_path, inputs, tmp_path):
     assert res.exit_code == 1
     assert "2 of 4 pairs done" in res.output and "failed: b, ../d" in res.output
     assert sorted(p.name for p in (tmp_path / "batch").iterdir()) == ["a", "c"]
+
+
+def test_shipped_example_end_to_end(tmp_path):
+    """The README's main command: the shipped network on the shipped example photos."""
+    from bodyshape.predict import DEFAULT_CHECKPOINT
+
+    pytest.importorskip("mediapipe")
+    if not DEFAULT_CHECKPOINT.is_file():
+        pytest.skip("no shipped network yet (scripts/train_default.sh makes it)")
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    res = CliRunner().invoke(main, ["predict", "--front", str(root / "examples/front.jpg"),
+                                    "--side", str(root / "examples/side.jpg"),
+                                    "--height-cm", "171.3", "--out", str(tmp_path / "p")])
+    assert res.exit_code == 0, res.output
+    m = json.loads((tmp_path / "p" / "measurements.json").read_text())
+    assert m["measurements"]["height_cm"] == pytest.approx(171.3, abs=0.2)
+    assert 60 < m["measurements"]["chest_cm"] < 140
+    assert m["quality"]["iou_front"] > 0.8 and m["quality"]["iou_side"] > 0.8
+
+
+def test_refinement_does_not_lower_the_fit(predictor, inputs):
+    plain = predictor(inputs / "front_mask.png", inputs / "side_mask.png", 170.0)
+    refined = predictor(inputs / "front_mask.png", inputs / "side_mask.png", 170.0,
+                        refine=True)
+    assert refined.front.iou + refined.side.iou >= plain.front.iou + plain.side.iou - 0.02
+    assert refined.measurements["height_cm"] == pytest.approx(170.0, abs=0.2)

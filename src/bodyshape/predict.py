@@ -205,22 +205,38 @@ def _turn(vertices: np.ndarray, angle: float) -> np.ndarray:
     return (vertices - centre) @ rz.T + centre
 
 
+@dataclass(frozen=True, eq=False)
+class Reprojection:
+    """The mesh's best re-projection onto one input canvas.
+
+    Attributes:
+        canvas: (h, w) bool silhouette on the canvas.
+        iou: its IoU with the input canvas.
+        camera: the fitted camera composed with its calibration: it projects the
+            view-turned mesh straight onto the canvas.
+        yaw: the view turn (radians about the vertical through the mesh's box centre).
+    """
+
+    canvas: np.ndarray
+    iou: float
+    camera: Camera
+    yaw: float
+
+
 def fit_view(vertices: np.ndarray, faces: np.ndarray, view: str, target: np.ndarray,
-             spec: CalibrationSpec) -> tuple[np.ndarray, float]:
+             spec: CalibrationSpec) -> Reprojection:
     """Best re-projection of a canonical mesh onto a calibrated input canvas.
 
     The mesh is turned for the view (side views face image right, the canonical facing of
     calibrated side canvases), rendered by phone cameras over a small grid of heights and
     distances, and each render is calibrated like the input; the best IoU wins.
-
-    Returns:
-        (canvas silhouette (h, w) bool, IoU).
     """
-    v = _turn(vertices, 0.0 if view == "front" else np.pi / 2)
+    yaw = 0.0 if view == "front" else np.pi / 2
+    v = _turn(vertices, yaw)
     lo, hi = v.min(0), v.max(0)
     centre = 0.5 * (lo + hi)
     target = target >= 0.5
-    best, best_iou = None, -1.0
+    best = None
     for cam_h in _FIT_CAMERA_HEIGHTS:
         for dist in _FIT_DISTANCES:
             pos = np.array([centre[0], lo[1] - dist, lo[2] + cam_h])
@@ -230,15 +246,31 @@ def fit_view(vertices: np.ndarray, faces: np.ndarray, view: str, target: np.ndar
             if not frame.any():
                 continue
             try:
-                canvas = calibrate(frame, spec).image >= 0.5
+                cal = calibrate(frame, spec)
             except ValueError:
                 continue
+            canvas = cal.image >= 0.5
             iou = float((canvas & target).sum() / max((canvas | target).sum(), 1))
-            if iou > best_iou:
-                best, best_iou = canvas, iou
+            if best is None or iou > best.iou:
+                a = np.array([[cal.scale, 0.0, cal.offset[0]], [0.0, cal.scale, cal.offset[1]],
+                              [0.0, 0.0, 1.0]])
+                on_canvas = Camera(a @ cam.K, R, t, spec.canvas_width, spec.canvas_height)
+                best = Reprojection(canvas, iou, on_canvas, yaw)
     if best is None:
         raise RuntimeError("the predicted mesh could not be rendered")
-    return best, best_iou
+    return best
+
+
+def scale_to_height(rest: np.ndarray, height_m: float) -> tuple[np.ndarray, float]:
+    """Scale a (V, 3) mesh about its feet (box centre in x, y; lowest point in z) so that its
+    stature is ``height_m``; returns (mesh, scale)."""
+    floor = rest[:, 2].min()
+    scale = height_m / np.ptp(rest[:, 2])
+    centre = 0.5 * (rest.min(0) + rest.max(0))
+    out = rest.copy()
+    out[:, 2] = floor + (rest[:, 2] - floor) * scale
+    out[:, :2] = centre[:2] + (rest[:, :2] - centre[:2]) * scale
+    return out, float(scale)
 
 
 # --------------------------------------------------------------------------------------------
@@ -289,7 +321,8 @@ class Predictor:
 
     @torch.no_grad()
     def __call__(self, front, side, height_cm, sex: str | None = None,
-                 masks: bool | None = None, refine_masks: bool = False) -> Prediction:
+                 masks: bool | None = None, refine_masks: bool = False,
+                 refine: bool = False) -> Prediction:
         """Predict one pair.
 
         Args:
@@ -298,6 +331,8 @@ class Predictor:
             sex: "female", "male" or None.
             masks: True: inputs are masks; False: photos; None: detect (two-valued image).
             refine_masks: refine photo segmentations with GrabCut (slower).
+            refine: after the network, optimize the shape coefficients to raise the
+                silhouette IoU through the fitted cameras (``bodyshape.refine``; ~1 s).
 
         Raises:
             InputError / segment.PhotoError (both ``ValueError``): one line for the user.
@@ -322,12 +357,19 @@ class Predictor:
         z = self.ckpt.model(x["front"], x["side"], h, s).z[0].numpy().astype(np.float64)
         coeffs = z * self.model.std[: len(z)]
         rest = self.model.decode(coeffs[None])[0].astype(np.float64)
-        floor = rest[:, 2].min()
-        scale = height / 100.0 / np.ptp(rest[:, 2])
-        verts = rest.copy()
-        verts[:, 2] = floor + (rest[:, 2] - floor) * scale
-        centre = 0.5 * (rest.min(0) + rest.max(0))
-        verts[:, :2] = centre[:2] + (rest[:, :2] - centre[:2]) * scale
+        verts, scale = scale_to_height(rest, height / 100.0)
+        fits0 = {v: fit_view(verts, self.model.faces, v, cal[v].image, self.spec)
+                 for v in ("front", "side")}
+        if refine:
+            from bodyshape.refine import refine_coefficients
+
+            coeffs = refine_coefficients(self.model, coeffs, height / 100.0, [
+                (cal[v].image, fits0[v].camera, fits0[v].yaw) for v in ("front", "side")])
+            z = coeffs / self.model.std[: len(coeffs)]
+            rest = self.model.decode(coeffs[None])[0].astype(np.float64)
+            verts, scale = scale_to_height(rest, height / 100.0)
+            fits0 = {v: fit_view(verts, self.model.faces, v, cal[v].image, self.spec)
+                     for v in ("front", "side")}
         meas = measure_bodies(verts[None]).as_dicts()[0]
         warnings = []
         if float(z @ z) > OUTSIDE_SHAPE_SPACE:
@@ -335,7 +377,7 @@ class Predictor:
                             "clothing, hair or a bag?); measurements may be off")
         fits = {}
         for v in ("front", "side"):
-            rendered, iou = fit_view(verts, self.model.faces, v, cal[v].image, self.spec)
+            rendered, iou = fits0[v].canvas, fits0[v].iou
             w = list(found[v][2])
             if iou < LOW_IOU:
                 w.append(f"{v} view: the body explains the silhouette poorly (IoU {iou:.2f}); "
