@@ -1,13 +1,9 @@
 #!/usr/bin/env bash
-# Set up and run the main job on the bundled default.
-# Until prediction exists: build a small shape model end to end (anny bodies, registration
-# of a foreign topology, PCA; ~10 minutes on a fresh machine, most of it anny's one-off model
-# build) and print its summary next to the shipped default model's.
+# Set up and run the main job on the bundled default: predict the body and tape measurements
+# of the shipped example photos (examples/front.jpg and side.jpg, rendered by the project
+# from a 171.3 cm body) with the shipped network; outputs go to prediction/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-export ANNY_CACHE_DIR="${ANNY_CACHE_DIR:-$PWD/.anny_cache}"
-.venv/bin/bodyshape build-shape-model --preset quick --work work/quick
-echo
-echo "== shipped default model (bodyshape pca summary) =="
-.venv/bin/bodyshape pca summary
+.venv/bin/bodyshape predict --front examples/front.jpg --side examples/side.jpg \
+  --height-cm 171.3 --out prediction
