@@ -42,7 +42,9 @@ def stage_rows(runs: Path) -> tuple[list[list], dict]:
         n_train = None
         try:
             import json
-            n_train = json.loads((Path(ck.train["data"]) / "config.json").read_text())["n"]
+            data = Path(ck.train["data"])
+            data = data if data.is_absolute() else ROOT / data  # recorded relative to the repo
+            n_train = json.loads((data / "config.json").read_text())["n"]
         except (OSError, KeyError, ValueError):
             pass
         rate = n_train * len(hist) / seconds if n_train else float("nan")

@@ -18,7 +18,7 @@ from PIL import Image
 from bodyshape.cli import main
 from bodyshape.measure import MEASUREMENT_NAMES
 from bodyshape.outputs import write_prediction
-from bodyshape.predict import InputError, Predictor, facing_from_mask, load_image
+from bodyshape.predict import InputError, Predictor, load_image
 from bodyshape.render.photo import photo_camera, render_photo, rotate_about_z
 from bodyshape.render.raster import silhouette
 from bodyshape.segment import PhotoError
@@ -79,8 +79,6 @@ def test_side_facing_either_way_gives_the_same_body(predictor, inputs):
     assert left.side.mirrored and not right.side.mirrored
     np.testing.assert_allclose(left.coeffs, right.coeffs, atol=0.02 * np.abs(right.coeffs).max()
                                + 1e-6)
-    for name, facing in (("side_mask.png", "right"), ("side_left_mask.png", "left")):
-        assert facing_from_mask(cv2.imread(str(inputs / name), 0) > 0) == facing
 
 
 def test_photos_run_through_segmentation(predictor, inputs):

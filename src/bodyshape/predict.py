@@ -153,25 +153,6 @@ def mask_from_image(image: np.ndarray) -> np.ndarray:
     return mask
 
 
-def facing_from_mask(mask: np.ndarray) -> str:
-    """Which way a side-view silhouette faces, "left" or "right" (image x).
-
-    Toes reach further forward than heels: below the ankles, the silhouette extends further
-    from the ankle-level centre on the toe side."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    top, bottom = rows[0], rows[-1]
-    h = bottom - top + 1
-    # The shins, well above both feet (the far foot sits higher in a photo taken from above).
-    shin = mask[int(bottom - 0.20 * h):int(bottom - 0.12 * h) + 1]
-    feet = mask[int(bottom - 0.06 * h):bottom + 1]
-    cols_a = np.flatnonzero(shin.any(axis=0))
-    cols_f = np.flatnonzero(feet.any(axis=0))
-    if cols_a.size == 0 or cols_f.size == 0:
-        return "right"
-    centre = 0.5 * (cols_a[0] + cols_a[-1])
-    return "right" if cols_f[-1] - centre >= centre - cols_f[0] else "left"
-
-
 def _aspect(mask: np.ndarray) -> float:
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     return (cols[-1] - cols[0] + 1) / (rows[-1] - rows[0] + 1)
@@ -319,6 +300,12 @@ class Predictor:
         facing = facing_of(seg.landmarks) if view == "side" else None
         return seg.mask, facing, warnings_for(seg, view)
 
+    def _network(self, front: Calibrated, side: Calibrated, h: torch.Tensor, s: torch.Tensor
+                 ) -> np.ndarray:
+        """(K,) whitened coefficients for two calibrated views."""
+        x = [torch.from_numpy(c.image[None, None].copy()) for c in (front, side)]
+        return self.ckpt.model(x[0], x[1], h, s).z[0].numpy().astype(np.float64)
+
     @torch.no_grad()
     def __call__(self, front, side, height_cm, sex: str | None = None,
                  masks: bool | None = None, refine_masks: bool = False,
@@ -348,13 +335,30 @@ class Predictor:
         if from_masks and _aspect(fm) < _aspect(sm):
             raise PhotoError("the front and side inputs look swapped (the front silhouette is "
                              "narrower than the side one)")
-        facing = found["side"][1] or facing_from_mask(sm)
-        cal = {"front": calibrate(fm, self.spec),
-               "side": calibrate(sm, self.spec, mirror=facing == "left")}
-        x = {v: torch.from_numpy(cal[v].image[None, None].copy()) for v in cal}
         h = torch.tensor([height / 100.0])
         s = torch.tensor([SEX_CODES[sex]])
-        z = self.ckpt.model(x["front"], x["side"], h, s).z[0].numpy().astype(np.float64)
+        front_cal = calibrate(fm, self.spec)
+        if found["side"][1] is not None:
+            facings = [found["side"][1]]  # from the pose landmarks
+        else:
+            # A mask has no face to look at: try both facings and keep the one whose
+            # predicted body re-projects best onto the side view.
+            facings = ["right", "left"]
+        best = None
+        for facing in facings:
+            side_cal = calibrate(sm, self.spec, mirror=facing == "left")
+            z = self._network(front_cal, side_cal, h, s)
+            if len(facings) > 1:
+                c = z * self.model.std[: len(z)]
+                v, _ = scale_to_height(self.model.decode(c[None])[0].astype(np.float64),
+                                       height / 100.0)
+                score = fit_view(v, self.model.faces, "side", side_cal.image, self.spec).iou
+            else:
+                score = 0.0
+            if best is None or score > best[0]:
+                best = (score, side_cal, z)
+        _, side_cal, z = best
+        cal = {"front": front_cal, "side": side_cal}
         coeffs = z * self.model.std[: len(z)]
         rest = self.model.decode(coeffs[None])[0].astype(np.float64)
         verts, scale = scale_to_height(rest, height / 100.0)
