@@ -68,7 +68,8 @@ def _rows(path: Path) -> list[dict]:
               help="Force mask or photo inputs [default: masks when two-valued].")
 @click.option("--refine-masks", is_flag=True, help="Refine photo masks with GrabCut (slow).")
 @click.option("--refine", is_flag=True,
-              help="Optimize the shape to fit the silhouettes better after the network (~1 s).")
+              help="Optimize the shape to fit the silhouettes better after the network (~1 s; "
+              "it ignores pose and made posed test inputs worse: docs/PREDICT.md).")
 @click.option("--model", "ckpt", type=click.Path(dir_okay=False, path_type=Path),
               default=DEFAULT_CHECKPOINT, show_default=True, help="Network checkpoint.")
 @click.option("--shape-model", type=click.Path(dir_okay=False, path_type=Path),
