@@ -37,7 +37,8 @@ from bodyshape.render.camera import CameraSpec, sample_camera
 from bodyshape.render.raster import silhouette
 from bodyshape.shape.pca import ShapeModel
 from bodyshape.shape.rig import load_rig, pose_meshes
-from bodyshape.synth.generate import SynthSpec, vertex_bounds, yaw_about_centre
+from bodyshape.shape.rig import vertex_bounds, yaw_about_centre
+from bodyshape.synth.generate import SynthSpec
 from bodyshape.synth.poses import PoseParams, pose_rotations, sample_poses
 from bodyshape.synth.shards import read_shard, write_dataset
 

@@ -38,7 +38,8 @@ from bodyshape.render.raster import rasterize_silhouette, silhouette
 from bodyshape.shape.pca import ShapeModel
 from bodyshape.shape.rig import load_rig, pose_meshes
 from bodyshape.synth.dataset import Augment, augment_mask
-from bodyshape.synth.generate import SynthSpec, vertex_bounds, yaw_about_centre, make_sample
+from bodyshape.shape.rig import vertex_bounds, yaw_about_centre
+from bodyshape.synth.generate import SynthSpec, make_sample
 from bodyshape.synth.poses import pose_rotations, sample_poses
 from bodyshape.synth.shards import read_shard, write_dataset
 

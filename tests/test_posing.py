@@ -5,7 +5,7 @@ import torch
 
 from bodyshape.nets.posing import lbs, yaw_about_centre
 from bodyshape.shape.rig import pose_meshes, regress_joints
-from bodyshape.synth.generate import yaw_about_centre as yaw_numpy
+from bodyshape.shape.rig import yaw_about_centre as yaw_numpy
 from bodyshape.synth.poses import PoseSpec, pose_rotations, rest_pose_params, sample_poses
 
 

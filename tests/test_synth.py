@@ -210,7 +210,7 @@ def test_canvas_camera_reprojects_the_stored_mask(model_path, reference):
     from bodyshape.calibrate import calibrate
     from bodyshape.render.raster import silhouette
     from bodyshape.shape.rig import pose_meshes
-    from bodyshape.synth.generate import yaw_about_centre
+    from bodyshape.shape.rig import yaw_about_centre
     from bodyshape.synth.poses import PoseParams, pose_rotations
 
     model, rig = ShapeModel.load(model_path), load_rig()

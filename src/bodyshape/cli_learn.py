@@ -12,11 +12,9 @@ from pathlib import Path
 
 import click
 
-logger = logging.getLogger(__name__)
+from bodyshape.predict import DEFAULT_CHECKPOINT, DEFAULT_SHAPE_MODEL
 
-PACKAGE_DATA = Path(__file__).resolve().parent / "data"
-DEFAULT_SHAPE_MODEL = PACKAGE_DATA / "shape_model.npz"
-DEFAULT_CHECKPOINT = PACKAGE_DATA / "model.pt"
+logger = logging.getLogger(__name__)
 
 
 def _fail(message: str) -> None:

@@ -31,7 +31,7 @@ from bodyshape.render.raster import silhouette
 from bodyshape.shape.pca import ShapeModel
 from bodyshape.shape.rig import load_rig, pose_meshes
 from bodyshape.synth.dataset import ShardDataset
-from bodyshape.synth.generate import yaw_about_centre
+from bodyshape.shape.rig import yaw_about_centre
 from bodyshape.synth.poses import PoseParams, pose_rotations
 
 logger = logging.getLogger(__name__)

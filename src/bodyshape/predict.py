@@ -35,6 +35,7 @@ from bodyshape.render.camera import Camera, intrinsics, look_at
 from bodyshape.render.raster import silhouette
 from bodyshape.segment import PhotoError, Segmenter, check_photo, facing_of, warnings_for
 from bodyshape.shape.pca import ShapeModel
+from bodyshape.shape.rig import vertex_bounds, yaw_about_centre
 
 logger = logging.getLogger(__name__)
 
@@ -178,22 +179,6 @@ SEX_CODES = {None: -1, "female": 0, "male": 1}
 # --------------------------------------------------------------------------------------------
 
 
-def _bounds(vertices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(min, max) of (V, 3) vertices; reduced over a transposed copy, since numpy's strided
-    ``min(axis=0)`` on (V, 3) is ~20x slower and this runs a dozen times per prediction."""
-    vt = np.ascontiguousarray(vertices.T)
-    return vt.min(axis=1), vt.max(axis=1)
-
-
-def _turn(vertices: np.ndarray, angle: float) -> np.ndarray:
-    c, s = np.cos(angle), np.sin(angle)
-    lo, hi = _bounds(vertices)
-    centre = 0.5 * (lo + hi)
-    centre[2] = 0.0
-    rz = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-    return (vertices - centre) @ rz.T + centre
-
-
 @dataclass(frozen=True, eq=False)
 class Reprojection:
     """The mesh's best re-projection onto one input canvas.
@@ -221,8 +206,8 @@ def fit_view(vertices: np.ndarray, faces: np.ndarray, view: str, target: np.ndar
     distances, and each render is calibrated like the input; the best IoU wins.
     """
     yaw = 0.0 if view == "front" else np.pi / 2
-    v = _turn(vertices, yaw)
-    lo, hi = _bounds(v)
+    v = yaw_about_centre(vertices, yaw)
+    lo, hi = vertex_bounds(v)
     centre = 0.5 * (lo + hi)
     target = target >= 0.5
     best = None
@@ -253,7 +238,7 @@ def fit_view(vertices: np.ndarray, faces: np.ndarray, view: str, target: np.ndar
 def scale_to_height(rest: np.ndarray, height_m: float) -> tuple[np.ndarray, float]:
     """Scale a (V, 3) mesh about its feet (box centre in x, y; lowest point in z) so that its
     stature is ``height_m``; returns (mesh, scale)."""
-    lo, hi = _bounds(rest)
+    lo, hi = vertex_bounds(rest)
     floor = lo[2]
     scale = height_m / (hi[2] - lo[2])
     centre = 0.5 * (lo + hi)

@@ -267,24 +267,18 @@ class MLPHead(nn.Module):
 # --------------------------------------------------------------------------------------------
 
 
-class ViewModel(nn.Module):
-    """One view's silhouette + aux -> whitened coefficients.
+class _EncoderHead(nn.Module):
+    """An encoder over ``in_channels`` silhouette channels + an MLP head on [features, aux]:
+    the shared body of :class:`ViewModel` (1 channel) and :class:`TwoChannelModel` (2)."""
 
-    ``forward(image (B, 1, H, W), height_m (B,), sex (B,)) -> ViewOutput(z (B, K),
-    features (B, head.hidden[-1]))``.
-    """
-
-    def __init__(
-        self,
-        n_components: int,
-        encoder: EncoderConfig = EncoderConfig(),
-        head: HeadConfig = HeadConfig(),
-    ) -> None:
+    def __init__(self, n_components: int, encoder: EncoderConfig, head: HeadConfig,
+                 in_channels: int) -> None:
         super().__init__()
         self.n_components = n_components
-        self.encoder = Encoder(encoder, in_channels=1)
+        self.encoder = Encoder(encoder, in_channels=in_channels)
         self.head = MLPHead(encoder.feature_dim + AUX_DIM, n_components, head)
-        logger.debug("ViewModel: %d parameters", sum(p.numel() for p in self.parameters()))
+        logger.debug("%s: %d parameters", type(self).__name__,
+                     sum(p.numel() for p in self.parameters()))
 
     @property
     def feature_dim(self) -> int:
@@ -294,44 +288,45 @@ class ViewModel(nn.Module):
         """See :func:`init_last_layer_from_pca`."""
         init_last_layer_from_pca(self.head.out, mean_z, weight_scale)
 
-    def forward(self, image: Tensor, height_m: Tensor, sex: Tensor) -> ViewOutput:
-        _check_images(image, 1, "image")
+    def _run(self, image: Tensor, height_m: Tensor, sex: Tensor) -> ViewOutput:
         x = torch.cat([self.encoder(image), aux_features(height_m, sex).to(image.dtype)], dim=1)
         features = self.head.trunk(x)
         return ViewOutput(z=self.head.out(features), features=features)
 
 
-class TwoChannelModel(nn.Module):
+class ViewModel(_EncoderHead):
+    """One view's silhouette + aux -> whitened coefficients.
+
+    ``forward(image (B, 1, H, W), height_m (B,), sex (B,)) -> ViewOutput(z (B, K),
+    features (B, head.hidden[-1]))``.
+    """
+
+    def __init__(self, n_components: int, encoder: EncoderConfig = EncoderConfig(),
+                 head: HeadConfig = HeadConfig()) -> None:
+        super().__init__(n_components, encoder, head, in_channels=1)
+
+    def forward(self, image: Tensor, height_m: Tensor, sex: Tensor) -> ViewOutput:
+        _check_images(image, 1, "image")
+        return self._run(image, height_m, sex)
+
+
+class TwoChannelModel(_EncoderHead):
     """Ablation baseline: front and side as the two channels of one image, one encoder.
 
     ``forward(front (B, 1, H, W), side (B, 1, H, W), height_m (B,), sex (B,)) -> ViewOutput``;
     both views must have the same size.
     """
 
-    def __init__(
-        self,
-        n_components: int,
-        encoder: EncoderConfig = EncoderConfig(),
-        head: HeadConfig = HeadConfig(),
-    ) -> None:
-        super().__init__()
-        self.n_components = n_components
-        self.encoder = Encoder(encoder, in_channels=2)
-        self.head = MLPHead(encoder.feature_dim + AUX_DIM, n_components, head)
-
-    def init_from_pca(self, mean_z: Tensor, weight_scale: float = 0.0) -> None:
-        """See :func:`init_last_layer_from_pca`."""
-        init_last_layer_from_pca(self.head.out, mean_z, weight_scale)
+    def __init__(self, n_components: int, encoder: EncoderConfig = EncoderConfig(),
+                 head: HeadConfig = HeadConfig()) -> None:
+        super().__init__(n_components, encoder, head, in_channels=2)
 
     def forward(self, front: Tensor, side: Tensor, height_m: Tensor, sex: Tensor) -> ViewOutput:
         _check_images(front, 1, "front")
         _check_images(side, 1, "side")
         if front.shape != side.shape:
             raise ValueError(f"front and side differ in shape: {front.shape} vs {side.shape}")
-        image = torch.cat([front, side], dim=1)
-        x = torch.cat([self.encoder(image), aux_features(height_m, sex).to(image.dtype)], dim=1)
-        features = self.head.trunk(x)
-        return ViewOutput(z=self.head.out(features), features=features)
+        return self._run(torch.cat([front, side], dim=1), height_m, sex)
 
 
 class FusionModel(nn.Module):

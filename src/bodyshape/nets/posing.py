@@ -1,7 +1,7 @@
 """Differentiable posing of predicted bodies, for the silhouette re-projection loss.
 
 The torch twin of ``bodyshape.shape.rig`` (forward kinematics and linear blend skinning) and
-of the synthetic sample's view yaw (``bodyshape.synth.generate.yaw_about_centre``): a predicted rest
+of the synthetic sample's view yaw (``bodyshape.shape.rig.yaw_about_centre``): a predicted rest
 mesh is put into the sample's known pose and turned like the sample was, so that it can be
 projected through the sample's canvas camera and compared with its silhouette. Rotations
 depend only on the pose angles, never on the shape, so they come in as constants; joints

@@ -22,6 +22,7 @@ import numba
 import numpy as np
 
 from bodyshape.render.camera import Camera, intrinsics, look_at
+from bodyshape.shape.register import vertex_normals
 from bodyshape.shape.rig import load_rig, regress_joints
 
 logger = logging.getLogger(__name__)
@@ -119,17 +120,6 @@ def photo_camera(vertices: np.ndarray, width: int = 1536, height: int = 2048,
     f = probe.K[1, 1] * fill * height / extent
     vfov = 2.0 * np.arctan(0.5 * height / f)
     return Camera(intrinsics(vfov, width, height), R, t, width, height)
-
-
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """(V, 3) unit area-weighted vertex normals of a mesh (outward for outward winding)."""
-    v = np.asarray(vertices, dtype=np.float64)
-    tri = v[faces]
-    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    vn = np.zeros_like(v)
-    for k in range(3):
-        np.add.at(vn, faces[:, k], fn)
-    return vn / np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-12)
 
 
 def body_regions(vertices: np.ndarray) -> np.ndarray:
@@ -338,7 +328,8 @@ def render_photo(vertices: np.ndarray, faces: np.ndarray, camera: Camera,
     all_v = bodies.reshape(-1, 3)
     all_f = np.concatenate([faces + b * n_v for b in range(len(bodies))])
     fields = np.concatenate([body_regions(b) for b in bodies])
-    normals = np.concatenate([vertex_normals(b, faces) for b in bodies])
+    normals = np.concatenate([vertex_normals(np.asarray(b, np.float64), faces)
+                              for b in bodies])
 
     s = max(int(style.supersample), 1)
     fine = _scaled(camera, s)

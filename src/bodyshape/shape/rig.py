@@ -256,3 +256,22 @@ def frontal_arm_angles(joints: np.ndarray) -> np.ndarray:
              - joints[..., JOINT_NAMES.index(f"shoulder_{side}"), :])
         out.append(np.arctan2(sign * d[..., 0], -d[..., 2]))
     return np.stack(out, axis=-1)
+
+
+def vertex_bounds(vertices: np.ndarray) -> np.ndarray:
+    """(2, 3) [min, max] of (V, 3) vertices.
+
+    Reduces over a transposed contiguous copy: numpy's ``min(axis=0)`` over a (V, 3) array
+    walks it with a stride of 3 and was ~20x slower, a visible share of synthetic sample time."""
+    vt = np.ascontiguousarray(vertices.T)
+    return np.stack([vt.min(axis=1), vt.max(axis=1)])
+
+
+def yaw_about_centre(vertices: np.ndarray, angle: float) -> np.ndarray:
+    """Rotate (V, 3) vertices by ``angle`` radians about the vertical axis through their
+    bounding-box centre (x, y)."""
+    centre = vertex_bounds(vertices).mean(axis=0)
+    c, s = np.cos(angle), np.sin(angle)
+    rz = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    xy = np.array([centre[0], centre[1], 0.0])
+    return (vertices - xy) @ rz.T + xy

@@ -40,7 +40,7 @@ from bodyshape.calibrate import CalibrationSpec, calibrate
 from bodyshape.render.camera import CameraSpec, sample_camera
 from bodyshape.render.raster import silhouette
 from bodyshape.shape.pca import SAMPLING_METHODS, ShapeModel
-from bodyshape.shape.rig import Rig, pose_meshes
+from bodyshape.shape.rig import Rig, pose_meshes, vertex_bounds, yaw_about_centre
 from bodyshape.synth.poses import PoseSpec, pose_rotations, sample_poses
 
 logger = logging.getLogger(__name__)
@@ -153,25 +153,6 @@ class Sample:
     def sex_code(self) -> int:
         """``SEX_CODES[sex]`` or ``SEX_UNKNOWN``."""
         return SEX_CODES.get(self.sex, SEX_UNKNOWN) if self.sex else SEX_UNKNOWN
-
-
-def vertex_bounds(vertices: np.ndarray) -> np.ndarray:
-    """(2, 3) [min, max] of (V, 3) vertices.
-
-    Reduces over a transposed contiguous copy: numpy's ``min(axis=0)`` over a (V, 3) array
-    walks it with a stride of 3 and was ~20x slower, a visible share of sample time."""
-    vt = np.ascontiguousarray(vertices.T)
-    return np.stack([vt.min(axis=1), vt.max(axis=1)])
-
-
-def yaw_about_centre(vertices: np.ndarray, angle: float) -> np.ndarray:
-    """Rotate (V, 3) vertices by ``angle`` radians about the vertical axis through their
-    bounding-box centre (x, y)."""
-    centre = vertex_bounds(vertices).mean(axis=0)
-    c, s = np.cos(angle), np.sin(angle)
-    rz = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-    xy = np.array([centre[0], centre[1], 0.0])
-    return (vertices - xy) @ rz.T + xy
 
 
 def _view(vertices: np.ndarray, faces: np.ndarray, angle: float, mirror: bool,
