@@ -18,7 +18,7 @@ from PIL import Image
 from bodyshape.cli import main
 from bodyshape.measure import MEASUREMENT_NAMES
 from bodyshape.outputs import write_prediction
-from bodyshape.predict import InputError, Predictor, load_image
+from bodyshape.predict import TOE_CUE_MIN, InputError, Predictor, load_image, toe_cue
 from bodyshape.render.photo import photo_camera, render_photo, rotate_about_z
 from bodyshape.render.raster import silhouette
 from bodyshape.segment import PhotoError
@@ -79,6 +79,25 @@ def test_side_facing_either_way_gives_the_same_body(predictor, inputs):
     assert left.side.mirrored and not right.side.mirrored
     np.testing.assert_allclose(left.coeffs, right.coeffs, atol=0.02 * np.abs(right.coeffs).max()
                                + 1e-6)
+
+
+def test_toe_cue_tells_a_side_mask_facing(inputs):
+    masks = {n: cv2.imread(str(inputs / f"{n}_mask.png"), cv2.IMREAD_GRAYSCALE) > 0
+             for n in ("side", "side_left", "front")}
+    assert toe_cue(masks["side"]) > TOE_CUE_MIN  # canonical facing: toes towards +x
+    assert toe_cue(masks["side_left"]) < -TOE_CUE_MIN
+    assert toe_cue(masks["side"]) == pytest.approx(-toe_cue(masks["side"][:, ::-1]))
+    assert abs(toe_cue(masks["front"])) < TOE_CUE_MIN  # symmetric: no facing
+    assert toe_cue(np.zeros((8, 8), bool)) == 0.0
+
+
+def test_ambiguous_feet_fall_back_to_trying_both_facings(predictor, inputs, monkeypatch):
+    import bodyshape.predict as predict_module
+
+    monkeypatch.setattr(predict_module, "TOE_CUE_MIN", np.inf)  # never trust the feet
+    left = predictor(inputs / "front_mask.png", inputs / "side_left_mask.png", 170.0)
+    right = predictor(inputs / "front_mask.png", inputs / "side_mask.png", 170.0)
+    assert left.side.mirrored and not right.side.mirrored
 
 
 def test_photos_run_through_segmentation(predictor, inputs):

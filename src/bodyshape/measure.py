@@ -323,12 +323,19 @@ def _calf_girth(v: np.ndarray, faces: np.ndarray, lm: dict[str, np.ndarray], sid
     knee, ankle = c["knee"], c["ankle"]
     span = knee[2] - ankle[2]
 
+    zs = lm[f"calf_back_{side}"][2] + CALF_SCAN * span
+    # Every scan level cuts only faces inside the scanned band: slicing that band (a few
+    # percent of the body's faces) instead of the whole mesh makes the ~9 slices of each
+    # calf several times cheaper, with identical loops.
+    lo, hi = zs.min() - 0.5 * (zs[1] - zs[0]), zs.max() + 0.5 * (zs[1] - zs[0])
+    fz = v[faces, 2]  # (F, 3)
+    band = faces[(fz.max(axis=1) >= lo) & (fz.min(axis=1) <= hi)]
+
     def at(z: float) -> float:
         # Probe on the knee-ankle axis at that height: inside the leg whatever its shape.
         axis_pt = ankle + (knee - ankle) * (z - ankle[2]) / span
-        return girth(v, faces, axis_pt)
+        return girth(v, band, axis_pt)
 
-    zs = lm[f"calf_back_{side}"][2] + CALF_SCAN * span
     g = np.array([at(z) for z in zs])
     k = int(np.argmax(g))
     if 0 < k < len(g) - 1:

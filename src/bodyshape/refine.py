@@ -61,7 +61,7 @@ def _refine(model, coeffs, height_m, views, steps, lr, prior, sigma) -> np.ndarr
     k = len(coeffs)
     decoder = MeshDecoder.from_shape_model(model, n_components=k)
     coarse = load_coarse()
-    faces = torch.as_tensor(coarse.faces)
+    faces = torch.tensor(coarse.faces)  # a copy: the loaded array is read-only
     std = model.std[:k].astype(np.float64)
     z0 = torch.tensor(coeffs / std, dtype=torch.float32)
     z = z0.clone().requires_grad_(True)
