@@ -248,10 +248,11 @@ def synth(shape_model, n, poses_per_shape, out, seed, workers, shard_index, num_
 
 
 def _register_learning_commands() -> None:
-    from bodyshape import cli_learn, cli_predict
+    from bodyshape import cli_learn, cli_predict, cli_serve
 
     cli_learn.register(main)
     cli_predict.register(main)
+    cli_serve.register(main)
 
 
 _register_learning_commands()
