@@ -68,7 +68,8 @@ def frames_from_shards(test: Path, n: int, folder: Path, model: ShapeModel) -> l
                 cv2.imwrite(str(folder / names[view]), mask.astype(np.uint8) * 255)
             rows.append({"id": str(int(d.index[r])), "front": names["front"],
                          "side": names["side"], "height_cm": f"{100 * np.ptp(rest[:, 2]):.2f}",
-                         "sex": SEX_NAMES.get(int(d.sex[r]), ""), "coeffs": d.coeffs[r]})
+                         "sex": SEX_NAMES.get(int(d.sex[r]), ""), "coeffs": d.coeffs[r],
+                         "pose": d.pose_angles[r].astype(np.float64)})
     return rows
 
 
@@ -124,27 +125,41 @@ def repeatability(predictor: Predictor, model: ShapeModel, renders: int, folder:
                 "mean_cm": float(np.mean(v)), "true_cm": truth[k]} for k, v in values.items()}
 
 
+FIT_MODES = {"network only": {}, "--fit-pose": {"fit_pose": True},
+             "--refine (pose + shape)": {"refine": True}}
+
+
 def refine_effect(predictor: Predictor, rows: list[dict], folder: Path, model: ShapeModel,
                   n: int) -> dict:
-    """Errors and fit IoU of the first ``n`` pairs without and with ``--refine``."""
+    """Errors, fit IoU and fitted-pose error of the first ``n`` pairs in each of
+    ``FIT_MODES``."""
     out = {}
-    for refine in (False, True):
-        errs = {k: [] for k in ("vertex_mm", "chest_mm", "waist_mm", "hip_mm", "iou_sum")}
+    for mode, kwargs in FIT_MODES.items():
+        errs = {k: [] for k in ("vertex_mm", "chest_mm", "waist_mm", "hip_mm", "iou_front",
+                                "iou_side", "arm_deg", "pose_deg")}
         t0 = time.perf_counter()
         for r in rows[:n]:
             pred = predictor(folder / r["front"], folder / r["side"], float(r["height_cm"]),
-                             r["sex"] or None, refine=refine)
+                             r["sex"] or None, **kwargs)
             true = model.decode(r["coeffs"][None].astype(np.float64))[0]
             tm = measure_bodies(true[None]).as_dicts()[0]
             errs["vertex_mm"].append(float(np.linalg.norm(pred.vertices - true, axis=1)
                                            .mean() * 1e3))
             for g in ("chest", "waist", "hip"):
                 errs[f"{g}_mm"].append(abs(pred.measurements[f"{g}_cm"] - tm[f"{g}_cm"]) * 10)
-            errs["iou_sum"].append(pred.front.iou + pred.side.iou)
-        out["refine" if refine else "plain"] = {
-            **{k: float(np.mean(v)) for k, v in errs.items()},
-            "s_per_pair": (time.perf_counter() - t0) / n}
+            errs["iou_front"].append(pred.front.iou)
+            errs["iou_side"].append(pred.side.iou)
+            if pred.pose_angles is not None:
+                d = np.degrees(np.abs(pred.pose_angles - r["pose"]))
+                errs["arm_deg"].append(float(d[:2].mean()))
+                errs["pose_deg"].append(float(d.mean()))
+        out[mode] = {**{k: float(np.mean(v)) if v else None for k, v in errs.items()},
+                     "s_per_pair": (time.perf_counter() - t0) / n}
     return out
+
+
+def _deg(x: float | None) -> str:
+    return "" if x is None else f"{x:.1f}"
 
 
 def main() -> None:
@@ -222,12 +237,16 @@ End to end through `bodyshape predict --batch` on {len(rows)} held-out synthetic
         ["height-only baseline", "", "", f"{acc_base['chest_mm']:.1f}",
          f"{acc_base['waist_mm']:.1f}", f"{acc_base['hip_mm']:.1f}"]])}
 
-Test-time refinement (`--refine`) on the first {min(a.n_refine, len(rows))} of those pairs
-(Predictor API, same inputs):
+Fitting the pose (`--fit-pose`) and then the shape (`--refine`) to the silhouettes, on the
+first {min(a.n_refine, len(rows))} of those pairs (Predictor API, same inputs). The pose
+errors compare the fitted angles with the angles the pair was rendered with (arm: mean of
+the two arm abductions; all: mean over the 16 angles):
 
-{table(["", "vertex mm", "chest mm", "waist mm", "hip mm", "IoU front + side", "s / pair"], [
+{table(["", "vertex mm", "chest mm", "waist mm", "hip mm", "IoU front", "IoU side",
+        "arm error deg", "all-angle error deg", "s / pair"], [
         [k, f"{v['vertex_mm']:.1f}", f"{v['chest_mm']:.1f}", f"{v['waist_mm']:.1f}",
-         f"{v['hip_mm']:.1f}", f"{v['iou_sum']:.3f}", f"{v['s_per_pair']:.2f}"]
+         f"{v['hip_mm']:.1f}", f"{v['iou_front']:.3f}", f"{v['iou_side']:.3f}",
+         _deg(v['arm_deg']), _deg(v['pose_deg']), f"{v['s_per_pair']:.2f}"]
         for k, v in ref.items()])}
 
 Repeatability: one sampled body, {a.renders} renders with random poses and phone cameras

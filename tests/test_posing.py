@@ -4,9 +4,10 @@ import numpy as np
 import torch
 
 from bodyshape.nets.posing import lbs, yaw_about_centre
-from bodyshape.shape.rig import pose_meshes, regress_joints
+from bodyshape.nets.posing import pose_rotations as pose_rotations_torch
+from bodyshape.shape.rig import JOINT_NAMES, pose_meshes, regress_joints
 from bodyshape.shape.rig import yaw_about_centre as yaw_numpy
-from bodyshape.synth.poses import PoseSpec, pose_rotations, rest_pose_params, sample_poses
+from bodyshape.synth.poses import POSE_NAMES, PoseSpec, pose_rotations, rest_pose_params, sample_poses
 
 
 def test_torch_lbs_and_yaw_match_numpy(rig, tpl):
@@ -39,3 +40,20 @@ def test_rest_pose_is_identity_and_gradients_flow(rig, tpl):
     lbs(rest, torch.from_numpy(rig.regressor) @ rest, rot2, torch.from_numpy(rig.weights),
         rig.parents.tolist()).sum().backward()
     assert rest.grad is not None and torch.isfinite(rest.grad).all()
+
+
+def test_torch_pose_rotations_match_numpy_and_have_gradients(rig):
+    params = sample_poses(np.random.default_rng(2), 4, PoseSpec())
+    expected = pose_rotations(params, rig.rest_arm_angle)
+    angles = torch.from_numpy(params.angles).requires_grad_(True)
+    got = pose_rotations_torch(angles, rig.rest_arm_angle, JOINT_NAMES, POSE_NAMES)
+    np.testing.assert_allclose(got.detach().numpy(), expected, atol=1e-12)
+    # At the rest pose (zero rotation angles) the gradient is finite: fitting starts there.
+    rest = torch.from_numpy(rest_pose_params(1, rig.rest_arm_angle).angles).requires_grad_(True)
+    r = pose_rotations_torch(rest, rig.rest_arm_angle, JOINT_NAMES, POSE_NAMES)
+    assert torch.equal(r.detach(), torch.eye(3, dtype=r.dtype).expand_as(r))
+    (r * torch.arange(9.0, dtype=r.dtype).view(3, 3)).sum().backward()
+    assert torch.isfinite(rest.grad).all() and rest.grad.abs().sum() > 0
+    assert torch.autograd.gradcheck(
+        lambda a: pose_rotations_torch(a, rig.rest_arm_angle, JOINT_NAMES, POSE_NAMES),
+        (angles[:1].detach().clone().requires_grad_(True),))

@@ -61,9 +61,11 @@ def test_masks_to_outputs(predictor, inputs, tmp_path):
     assert names == ["body.glb", "body.obj", "measurements.json", "overlay.png", "shape.json"]
     m = json.loads((out / "measurements.json").read_text())
     assert set(m["measurements"]) == set(MEASUREMENT_NAMES)
-    assert set(m["quality"]) == {"iou_front", "iou_side", "warnings"}
+    assert set(m["quality"]) == {"iou_front", "iou_side", "warnings", "fit_pose"}
+    assert m["quality"]["fit_pose"] == "canonical A-pose"
     shape = json.loads((out / "shape.json").read_text())
     assert shape["n_components"] == 4 and shape["shape_model_hash"] == pred.shape_model_hash
+    assert shape["pose_deg"] is None
     obj = trimesh.load(out / "body.obj", process=False)
     assert len(obj.vertices) == len(pred.vertices)
     np.testing.assert_allclose(obj.vertices, pred.vertices, atol=1e-5)
@@ -208,9 +210,71 @@ def test_shipped_example_end_to_end(tmp_path):
     assert m["quality"]["iou_front"] > 0.8 and m["quality"]["iou_side"] > 0.8
 
 
+@pytest.fixture(scope="module")
+def posed_inputs(data, tmp_path_factory):
+    """Masks of the small model's mean body with the arms raised to 62 deg and legs apart."""
+    from bodyshape.shape.rig import load_rig, pose_meshes
+    from bodyshape.synth.poses import POSE_NAMES, PoseParams, pose_rotations
+
+    _, model = data
+    rig = load_rig()
+    angles = np.zeros((1, len(POSE_NAMES)))
+    angles[0, :2] = np.radians(62.0)
+    angles[0, POSE_NAMES.index("leg_spread_l")] = angles[0, POSE_NAMES.index("leg_spread_r")] \
+        = np.radians(5.0)
+    posed = pose_meshes(model.mean[None].astype(np.float64),
+                        pose_rotations(PoseParams(angles), rig.rest_arm_angle), rig).vertices[0]
+    folder = tmp_path_factory.mktemp("posed")
+    for name, yaw in (("front", 0.0), ("side", np.pi / 2)):
+        verts = rotate_about_z(posed, yaw)
+        mask = silhouette(verts, model.faces, photo_camera(verts, W, H))
+        cv2.imwrite(str(folder / f"{name}.png"), mask.astype(np.uint8) * 255)
+    return folder
+
+
+def test_pose_fit_explains_a_posed_body_and_keeps_the_shape(predictor, posed_inputs, tmp_path):
+    from bodyshape.synth.poses import POSE_NAMES
+
+    args = (posed_inputs / "front.png", posed_inputs / "side.png", 170.0)
+    plain = predictor(*args)
+    fitted = predictor(*args, fit_pose=True)
+    assert plain.pose_angles is None and fitted.pose_angles.shape == (len(POSE_NAMES),)
+    assert fitted.front.iou > plain.front.iou + 0.02  # the raised arms are explained
+    assert fitted.front.iou + fitted.side.iou > plain.front.iou + plain.side.iou
+    arms = np.degrees(fitted.pose_angles[:2])
+    assert np.all(np.abs(arms - 62.0) < np.abs(np.degrees(plain_rest_arms()) - 62.0))
+    np.testing.assert_array_equal(fitted.coeffs, plain.coeffs)  # shape untouched
+    assert fitted.measurements == plain.measurements
+    out = write_prediction(fitted, tmp_path / "out")
+    m = json.loads((out / "measurements.json").read_text())
+    assert m["quality"]["fit_pose"] == "fitted"
+    pose = json.loads((out / "shape.json").read_text())["pose_deg"]
+    assert set(pose) == set(POSE_NAMES)
+
+
+def plain_rest_arms() -> np.ndarray:
+    from bodyshape.shape.rig import load_rig
+
+    return load_rig().rest_arm_angle
+
+
 def test_refinement_does_not_lower_the_fit(predictor, inputs):
-    plain = predictor(inputs / "front_mask.png", inputs / "side_mask.png", 170.0)
+    plain = predictor(inputs / "front_mask.png", inputs / "side_mask.png", 170.0,
+                      fit_pose=True)
     refined = predictor(inputs / "front_mask.png", inputs / "side_mask.png", 170.0,
                         refine=True)
     assert refined.front.iou + refined.side.iou >= plain.front.iou + plain.side.iou - 0.02
     assert refined.measurements["height_cm"] == pytest.approx(170.0, abs=0.2)
+    assert refined.pose_angles is not None
+
+
+def test_torch_height_scaling_matches_numpy(data):
+    import torch
+
+    from bodyshape.predict import scale_to_height
+    from bodyshape.refine import scale_to_height_torch
+
+    _, model = data
+    v = model.mean.astype(np.float64)
+    got = scale_to_height_torch(torch.from_numpy(v), 1.83).numpy()
+    np.testing.assert_allclose(got, scale_to_height(v, 1.83)[0], atol=1e-12)

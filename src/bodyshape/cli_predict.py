@@ -67,14 +67,17 @@ def _rows(path: Path) -> list[dict]:
 @click.option("--masks/--photos", "masks", default=None,
               help="Force mask or photo inputs [default: masks when two-valued].")
 @click.option("--refine-masks", is_flag=True, help="Refine photo masks with GrabCut (slow).")
+@click.option("--fit-pose", is_flag=True,
+              help="Fit the pose to the photos so the fit check (IoU, overlay) shows the posed "
+              "body; measurements are unchanged (~1 s).")
 @click.option("--refine", is_flag=True,
-              help="Optimize the shape to fit the silhouettes better after the network (~1 s; "
-              "it ignores pose and made posed test inputs worse: docs/PREDICT.md).")
+              help="Fit the pose, then the shape too, to the silhouettes (~2 s; changes the "
+              "measurements: see docs/PREDICT.md for whether it helps).")
 @click.option("--model", "ckpt", type=click.Path(dir_okay=False, path_type=Path),
               default=DEFAULT_CHECKPOINT, show_default=True, help="Network checkpoint.")
 @click.option("--shape-model", type=click.Path(dir_okay=False, path_type=Path),
               default=DEFAULT_SHAPE_MODEL, show_default=True)
-def predict(front, side, height_cm, sex, batch, out, masks, refine_masks, refine, ckpt,
+def predict(front, side, height_cm, sex, batch, out, masks, refine_masks, fit_pose, refine, ckpt,
             shape_model):
     """Body mesh and tape measurements from a front and a side photo plus the height."""
     from bodyshape.checkpoint import CheckpointError
@@ -104,7 +107,8 @@ def predict(front, side, height_cm, sex, batch, out, masks, refine_masks, refine
             try:
                 _safe_out(out)
                 pred = predictor(front, side, height_cm, sex, masks=masks,
-                                 refine_masks=refine_masks, refine=refine)
+                                 refine_masks=refine_masks, fit_pose=fit_pose,
+                                 refine=refine)
                 write_prediction(pred, out)
             except (ValueError, OSError) as exc:
                 _fail(str(exc))
@@ -125,7 +129,8 @@ def predict(front, side, height_cm, sex, batch, out, masks, refine_masks, refine
                 base = batch.parent
                 pred = predictor(base / row["front"].strip(), base / row["side"].strip(),
                                  row["height_cm"], (row.get("sex") or "").strip() or None,
-                                 masks=masks, refine_masks=refine_masks, refine=refine)
+                                 masks=masks, refine_masks=refine_masks, fit_pose=fit_pose,
+                                 refine=refine)
                 write_prediction(pred, target)
                 click.echo(f"{rid}: ok -> {target}")
             except (ValueError, OSError, KeyError) as exc:

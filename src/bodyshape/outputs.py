@@ -26,6 +26,7 @@ import trimesh
 
 from bodyshape.fileio import atomic_dir
 from bodyshape.predict import Prediction, ViewFit
+from bodyshape.synth.poses import POSE_NAMES
 
 OVERLAY_HEIGHT = 640  # px of each panel in overlay.png
 
@@ -35,7 +36,8 @@ def measurements_json(pred: Prediction) -> dict:
     return {
         "measurements": {k: round(float(v), 1) for k, v in pred.measurements.items()},
         "quality": {"iou_front": round(pred.front.iou, 4), "iou_side": round(pred.side.iou, 4),
-                    "warnings": list(pred.warnings)},
+                    "warnings": list(pred.warnings),
+                    "fit_pose": "fitted" if pred.pose_angles is not None else "canonical A-pose"},
         "height_cm": pred.height_cm,
         "sex": pred.sex,
         "units": "cm",
@@ -47,7 +49,10 @@ def shape_json(pred: Prediction) -> dict:
     return {"coefficients": [float(c) for c in pred.coeffs],
             "n_components": int(len(pred.coeffs)),
             "shape_model_hash": pred.shape_model_hash,
-            "height_scale": pred.scale}
+            "height_scale": pred.scale,
+            "pose_deg": None if pred.pose_angles is None else {
+                name: round(float(np.degrees(a)), 2)
+                for name, a in zip(POSE_NAMES, pred.pose_angles)}}
 
 
 def overlay_panel(fit: ViewFit, title: str) -> np.ndarray:

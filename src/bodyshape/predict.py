@@ -92,6 +92,8 @@ class Prediction:
         front, side: the two views' fits.
         warnings: every warning, one line each.
         shape_model_hash: the shape model the coefficients belong to.
+        pose_angles: (P,) radians (``synth.poses.POSE_NAMES``) of the pose fitted to the
+            silhouettes, or None when the fit check drew the canonical A-pose.
     """
 
     coeffs: np.ndarray
@@ -105,6 +107,7 @@ class Prediction:
     side: ViewFit
     warnings: tuple[str, ...] = field(default=())
     shape_model_hash: str = ""
+    pose_angles: np.ndarray | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -334,7 +337,7 @@ class Predictor:
     @torch.no_grad()
     def __call__(self, front, side, height_cm, sex: str | None = None,
                  masks: bool | None = None, refine_masks: bool = False,
-                 refine: bool = False) -> Prediction:
+                 fit_pose: bool = False, refine: bool = False) -> Prediction:
         """Predict one pair.
 
         Args:
@@ -343,8 +346,12 @@ class Predictor:
             sex: "female", "male" or None.
             masks: True: inputs are masks; False: photos; None: detect (two-valued image).
             refine_masks: refine photo segmentations with GrabCut (slower).
-            refine: after the network, optimize the shape coefficients to raise the
-                silhouette IoU through the fitted cameras (``bodyshape.refine``; ~1 s).
+            fit_pose: fit the body's pose (and small camera corrections) to the
+                silhouettes, so that the fit check (IoU, overlay) shows the posed body
+                instead of the canonical A-pose; the shape and measurements are unchanged
+                (``bodyshape.refine``; ~1 s).
+            refine: fit the pose, then also the shape coefficients (changes the mesh and
+                measurements; ~2 s).
 
         Raises:
             InputError / segment.PhotoError (both ``ValueError``): one line for the user.
@@ -387,16 +394,23 @@ class Predictor:
         coeffs = z * self.model.std[: len(z)]
         fits0 = {"front": fit_view(verts, self.model.faces, "front", front_cal.image,
                                    self.spec), "side": side_fit}
-        if refine:
-            from bodyshape.refine import refine_coefficients
+        pose_angles = None
+        if fit_pose or refine:
+            from bodyshape.refine import fit_silhouettes, render_fit
 
-            coeffs = refine_coefficients(self.model, coeffs, height / 100.0, [
-                (cal[v].image, fits0[v].camera, fits0[v].yaw) for v in ("front", "side")])
-            z = coeffs / self.model.std[: len(coeffs)]
-            rest = self.model.decode(coeffs[None])[0].astype(np.float64)
-            verts, scale = scale_to_height(rest, height / 100.0)
-            fits0 = {v: fit_view(verts, self.model.faces, v, cal[v].image, self.spec)
-                     for v in ("front", "side")}
+            fit = fit_silhouettes(self.model, coeffs, height / 100.0, [
+                (cal[v].image, fits0[v].camera, fits0[v].yaw) for v in ("front", "side")],
+                shape=refine)
+            if refine:
+                coeffs = fit.coeffs
+                z = coeffs / self.model.std[: len(coeffs)]
+                rest = self.model.decode(coeffs[None])[0].astype(np.float64)
+                verts, scale = scale_to_height(rest, height / 100.0)
+            pose_angles = fit.pose_angles
+            for i, v in enumerate(("front", "side")):
+                canvas, iou = render_fit(verts, self.model.faces, fit, i, fits0[v].yaw,
+                                         cal[v].image)
+                fits0[v] = Reprojection(canvas, iou, fit.cameras[i], fits0[v].yaw)
         meas = measure_bodies(verts[None]).as_dicts()[0]
         warnings = []
         if float(z @ z) > OUTSIDE_SHAPE_SPACE:
@@ -416,4 +430,4 @@ class Predictor:
         return Prediction(coeffs=coeffs, vertices=verts, faces=self.model.faces,
                           measurements=meas, height_cm=height, sex=sex, scale=float(scale),
                           front=fits["front"], side=fits["side"], warnings=tuple(warnings),
-                          shape_model_hash=self.model.model_hash)
+                          shape_model_hash=self.model.model_hash, pose_angles=pose_angles)

@@ -11,6 +11,7 @@ arrays are passed in).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -69,3 +70,59 @@ def yaw_about_centre(vertices: torch.Tensor, angle: torch.Tensor) -> torch.Tenso
     zero, one = torch.zeros_like(c), torch.ones_like(c)
     rz = torch.stack([c, -s, zero, s, c, zero, zero, zero, one], -1).view(-1, 3, 3)
     return (vertices - centre[:, None]) @ rz.transpose(1, 2) + centre[:, None]
+
+
+def _rotate_about(axis: torch.Tensor, angle: torch.Tensor) -> torch.Tensor:
+    """Rotations (B, 3, 3) by ``angle`` (B,) radians about unit ``axis`` ((3,) or (B, 3)).
+
+    Rodrigues with a fixed axis, so the gradient is smooth at zero angle (unlike a rotation
+    vector, whose norm is not differentiable there).
+    """
+    axis = torch.broadcast_to(axis.to(angle.dtype), angle.shape + (3,))
+    x, y, z = axis.unbind(-1)
+    zero = torch.zeros_like(x)
+    k = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).view(*angle.shape, 3, 3)
+    s, c = torch.sin(angle)[..., None, None], torch.cos(angle)[..., None, None]
+    return torch.eye(3, dtype=angle.dtype) + s * k + (1 - c) * (k @ k)
+
+
+def pose_rotations(angles: torch.Tensor, rest_arm_angle, joint_names: tuple[str, ...],
+                   pose_names: tuple[str, ...]) -> torch.Tensor:
+    """Torch twin of ``synth.poses.pose_rotations`` (same conventions; tested equal).
+
+    Args:
+        angles: (B, P) pose angles, radians, columns ``pose_names``.
+        rest_arm_angle: (2,) radians (left, right), ``Rig.rest_arm_angle``.
+        joint_names, pose_names: ``rig.JOINT_NAMES`` and ``synth.poses.POSE_NAMES`` (passed
+            in so that this module stays free of the rig and pose modules).
+    Returns:
+        (B, J, 3, 3) local rotations, differentiable in ``angles``.
+    """
+    b, dt = angles.shape[0], angles.dtype
+    rest = torch.as_tensor(np.asarray(rest_arm_angle, dtype=np.float64), dtype=dt)
+
+    def col(name: str) -> torch.Tensor:
+        return angles[:, pose_names.index(name)]
+
+    def t(*v: float) -> torch.Tensor:
+        return torch.tensor(v, dtype=dt)
+
+    rot = [torch.eye(3, dtype=dt).expand(b, 3, 3)] * len(joint_names)
+    for k, (side, sign) in enumerate((("l", 1.0), ("r", -1.0))):
+        abduct = _rotate_about(t(0, -sign, 0), col(f"arm_abduction_{side}") - rest[k])
+        swing = _rotate_about(t(-1, 0, 0), col(f"arm_swing_{side}"))
+        rot[joint_names.index(f"shoulder_{side}")] = swing @ abduct
+        a = rest[k]
+        elbow_axis = torch.stack([-torch.cos(a), torch.zeros_like(a), -sign * torch.sin(a)])
+        rot[joint_names.index(f"elbow_{side}")] = _rotate_about(elbow_axis,
+                                                                col(f"elbow_bend_{side}"))
+        rot[joint_names.index(f"hip_{side}")] = _rotate_about(t(0, -sign, 0),
+                                                              col(f"leg_spread_{side}"))
+        rot[joint_names.index(f"knee_{side}")] = _rotate_about(t(1, 0, 0),
+                                                               col(f"knee_bend_{side}"))
+    for joint in ("spine", "head"):
+        rot[joint_names.index(joint)] = (
+            _rotate_about(t(0, 0, 1), col(f"{joint}_yaw"))
+            @ _rotate_about(t(0, 1, 0), col(f"{joint}_roll"))
+            @ _rotate_about(t(1, 0, 0), col(f"{joint}_pitch")))
+    return torch.stack(rot, dim=1)
