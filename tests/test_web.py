@@ -43,7 +43,7 @@ def client(predictor, tmp_path_factory):
         yield c
 
 
-def post(client, front=FRONT, side=SIDE, height=HEIGHT, sex=None, **files):
+def post(client, front=FRONT, side=SIDE, height=HEIGHT, sex=None, fit_pose=None, **files):
     """POST /api/predict; ``front``/``side`` None leaves the field out."""
     parts = {name: (f"{name}.jpg", data, "image/jpeg")
              for name, data in (("front", front), ("side", side)) if data is not None}
@@ -51,6 +51,8 @@ def post(client, front=FRONT, side=SIDE, height=HEIGHT, sex=None, **files):
     data = {} if height is None else {"height_cm": height}
     if sex is not None:
         data["sex"] = sex
+    if fit_pose is not None:
+        data["fit_pose"] = fit_pose
     return client.post("/api/predict", files=parts, data=data)
 
 
@@ -112,6 +114,17 @@ def test_predict_examples(client, result):
     assert saved["measurements"] == m and saved["quality"] == q
     overlay = client.get(urls["overlay"])
     assert overlay.content[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_fit_pose_is_passed_on(client, result):
+    assert result["quality"]["fit_pose"] == "canonical A-pose"
+    r = post(client, fit_pose="true")
+    assert r.status_code == 200, r.text
+    q = r.json()["quality"]
+    assert q["fit_pose"] == "fitted"
+    assert q["iou_front"] + q["iou_side"] > result["quality"]["iou_front"] \
+        + result["quality"]["iou_side"] - 0.02
+    assert r.json()["measurements"] == result["measurements"]
 
 
 def test_sex_is_passed_on(client):

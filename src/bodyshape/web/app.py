@@ -178,8 +178,8 @@ class PredictionService:
             self.predictor = None
         self.store.close()
 
-    def _predict(self, images: dict[str, tuple[bytes, str]], height: float, sex: str | None
-                 ) -> tuple[Prediction, str]:
+    def _predict(self, images: dict[str, tuple[bytes, str]], height: float, sex: str | None,
+                 fit_pose: bool = False) -> tuple[Prediction, str]:
         """On the prediction thread: decode, predict, store. -> (Prediction, result id)."""
         arrays = {}
         with tempfile.TemporaryDirectory(prefix="bodyshape-upload-") as tmp:
@@ -190,11 +190,11 @@ class PredictionService:
                     arrays[view] = load_image(path)  # the CLI's reader (EXIF, truncation)
                 except InputError as exc:  # name the upload, not the server's temp path
                     raise InputError(str(exc).replace(str(path), f"{view} photo")) from None
-        pred = self.predictor(arrays["front"], arrays["side"], height, sex)
+        pred = self.predictor(arrays["front"], arrays["side"], height, sex, fit_pose=fit_pose)
         return pred, self.store.save(pred)
 
     async def predict(self, images: dict[str, tuple[bytes, str]], height: float,
-                      sex: str | None) -> tuple[Prediction, str]:
+                      sex: str | None, fit_pose: bool = False) -> tuple[Prediction, str]:
         """Run one prediction on the prediction thread; raises ApiError (422/500/503)."""
         with self._lock:
             if self.pending >= self.max_pending:
@@ -204,7 +204,7 @@ class PredictionService:
         try:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._executor, self._predict, images, height,
-                                              sex)
+                                              sex, fit_pose)
         except ValueError as exc:  # InputError, PhotoError: one line for the user
             raise ApiError(422, str(exc)) from None
         except Exception:
@@ -309,6 +309,8 @@ def create_app(predictor: Predictor | None = None, *,
         side: UploadFile = File(..., description="Side photo (JPEG/PNG) or person mask"),
         height_cm: float = Form(..., description="The person's height, 50-250 cm"),
         sex: str | None = Form(None, description="'female', 'male' or empty"),
+        fit_pose: bool = Form(False, description="Fit the pose so the overlay and IoU show "
+                              "the posed body (about a second more); measurements unchanged"),
     ) -> dict:
         """Measure one front/side pair; the result files stay available for the TTL."""
         sex = (sex or "").strip().lower() or None  # the page sends "" for "not given"
@@ -321,7 +323,7 @@ def create_app(predictor: Predictor | None = None, *,
         images = {view: await read_upload(upload, f"{view} photo", max_file)
                   for view, upload in (("front", front), ("side", side))}
         t0 = time.perf_counter()
-        pred, rid = await request.app.state.service.predict(images, height, sex)
+        pred, rid = await request.app.state.service.predict(images, height, sex, fit_pose)
         elapsed = time.perf_counter() - t0
         logger.info("result %s: %.2f s, IoU front %.3f side %.3f, %d warning(s)", rid,
                     elapsed, pred.front.iou, pred.side.iou, len(pred.warnings))

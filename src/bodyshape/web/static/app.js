@@ -166,6 +166,7 @@ function submit(event) {
   form.append("side", state.side, state.side.name);
   form.append("height_cm", String(height));
   form.append("sex", $("#sex").value);
+  form.append("fit_pose", $("#fit-pose").checked ? "true" : "false");
 
   const xhr = new XMLHttpRequest();
   xhr.open("POST", "/api/predict");
