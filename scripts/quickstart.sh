@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/bodyshape predict --front examples/front.jpg --side examples/side.jpg \
-  --height-cm 171.3 --out prediction
+  --height-cm 171.3 --fit-pose --out prediction
