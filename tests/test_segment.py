@@ -247,3 +247,16 @@ def test_arms_warning_from_landmarks():
     lm[S.WRIST_L, 0] = lm[S.HIP_L, 0] + 10
     assert any("arms" in w for w in S.warnings_for(_seg(lm), "front"))
     assert not any("arms" in w for w in S.warnings_for(_seg(_landmarks("side")), "side"))
+
+
+def test_fill_holes_equals_scipy():
+    from scipy import ndimage
+
+    rng = np.random.default_rng(0)
+    for density in (0.3, 0.5, 0.7):
+        mask = rng.random((60, 80)) < density
+        np.testing.assert_array_equal(S.fill_holes(mask), ndimage.binary_fill_holes(mask))
+    ring = np.zeros((9, 9), bool)
+    ring[2:7, 2:7] = True
+    ring[3:6, 3:6] = False
+    assert S.fill_holes(ring)[4, 4] and S.fill_holes(ring).sum() == 25

@@ -28,7 +28,6 @@ from typing import Literal
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
 logger = logging.getLogger(__name__)
 
@@ -141,8 +140,18 @@ def clean_mask(soft: np.ndarray, threshold: float = MASK_THRESHOLD) -> tuple[np.
     areas = stats[1:, cv2.CC_STAT_AREA]
     order = np.argsort(areas)[::-1]
     other = float(areas[order[1]] / areas[order[0]]) if n > 2 else 0.0
-    mask = ndimage.binary_fill_holes(labels == order[0] + 1)
-    return mask, other
+    return fill_holes(labels == order[0] + 1), other
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """``scipy.ndimage.binary_fill_holes`` (4-connected background) of a (H, W) bool mask.
+
+    A flood fill of the background from the border with OpenCV, which is several times
+    faster than scipy's iterated erosion on multi-megapixel photos (tested equal).
+    """
+    padded = cv2.copyMakeBorder(mask.astype(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    cv2.floodFill(padded, None, (0, 0), 1, flags=4)  # the outside background becomes 1
+    return mask | (padded[1:-1, 1:-1] == 0)
 
 
 def refine_grabcut(image_rgb: np.ndarray, mask: np.ndarray, band: float = 0.015,
