@@ -5,7 +5,7 @@
 - ``GET /``: the page (``static/index.html``; its scripts, styles and the vendored
   ``<model-viewer>`` are served from ``/static``, nothing comes from the internet).
 - ``POST /api/predict``: multipart ``front``, ``side`` (JPEG/PNG photos or person masks),
-  ``height_cm`` and optional ``sex``; returns the measurements, the fit quality and the URLs
+  ``height_cm``, optional ``sex`` and ``fit_pose``; returns the measurements, the fit quality and the URLs
   of the result files (docs/WEB.md).
 - ``GET /api/results/{id}/{name}``: a result file, ``name`` one of ``store.RESULT_FILES``.
 - ``GET /api/health``; ``GET /openapi.json`` (no /docs: Swagger UI loads from a CDN).
