@@ -162,6 +162,10 @@ def _deg(x: float | None) -> str:
     return "" if x is None else f"{x:.1f}"
 
 
+def _num(x: float | None, digits: int) -> str:
+    return "" if x is None else f"{x:.{digits}f}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default=str(DEFAULT_CHECKPOINT))
@@ -186,6 +190,20 @@ def main() -> None:
                   (ROOT / "examples/front.jpg", ROOT / "examples/side.jpg"), a.repeats)
     rep = repeatability(predictor, model, a.renders, tmp)
     ref = refine_effect(predictor, rows, tmp, model, min(a.n_refine, len(rows)))
+    # The shipped example photos: their body is the shape model's first sample (seed 0,
+    # examples/README.md).
+    example = model.sample(1, np.random.default_rng(0)).vertices[0].astype(np.float64)
+    photo_fit = {"truth": {**{k: None for k in ("iou_front", "iou_side", "s")},
+                           **{f"{g}_cm": measure_bodies(example[None]).as_dicts()[0][f"{g}_cm"]
+                              for g in ("chest", "waist", "hip")}}}
+    for mode, kwargs in FIT_MODES.items():  # IoU on the shipped example photos
+        t0 = time.perf_counter()
+        pred = predictor(ROOT / "examples/front.jpg", ROOT / "examples/side.jpg", 171.3, **kwargs)
+        photo_fit[mode] = {"iou_front": pred.front.iou, "iou_side": pred.side.iou,
+                           "s": time.perf_counter() - t0,
+                           "chest_cm": pred.measurements["chest_cm"],
+                           "waist_cm": pred.measurements["waist_cm"],
+                           "hip_cm": pred.measurements["hip_cm"]}
     predictor.close()
 
     with (tmp / "pairs.csv").open("w", newline="") as f:
@@ -222,7 +240,8 @@ def main() -> None:
     acc = {k: float(np.mean(v)) for k, v in errs.items()}
     acc_base = {k: float(np.mean(v)) for k, v in base.items()}
     res = {"load_s": load_s, **lat, "n": len(rows), "failed": failed, "cli_s": cli_s,
-           "accuracy": acc, "height_only": acc_base, "repeatability": rep, "refine": ref}
+           "accuracy": acc, "height_only": acc_base, "repeatability": rep, "refine": ref,
+           "photo_fit": photo_fit}
     body = f"""Latency after loading (2 cores): **{lat['mask_pair_ms']:.0f} ms per mask pair**,
 **{lat['photo_pair_ms']:.0f} ms per 1536x2048 photo pair** (segmentation included); loading
 the network and shape model: {load_s:.2f} s.
@@ -248,6 +267,14 @@ the two arm abductions; all: mean over the 16 angles):
          f"{v['hip_mm']:.1f}", f"{v['iou_front']:.3f}", f"{v['iou_side']:.3f}",
          _deg(v['arm_deg']), _deg(v['pose_deg']), f"{v['s_per_pair']:.2f}"]
         for k, v in ref.items()])}
+
+On the shipped example photos (`examples/`, 1536x2048, segmentation included; "truth" is
+the rendered body's own measurements):
+
+{table(["", "IoU front", "IoU side", "chest cm", "waist cm", "hip cm", "s"], [
+        [k, _num(v['iou_front'], 3), _num(v['iou_side'], 3), f"{v['chest_cm']:.1f}",
+         f"{v['waist_cm']:.1f}", f"{v['hip_cm']:.1f}", _num(v['s'], 2)]
+        for k, v in photo_fit.items()])}
 
 Repeatability: one sampled body, {a.renders} renders with random poses and phone cameras
 (1024 px frames), measurement spread:
