@@ -99,7 +99,7 @@ def pose_rotations(angles: torch.Tensor, rest_arm_angle, joint_names: tuple[str,
         (B, J, 3, 3) local rotations, differentiable in ``angles``.
     """
     b, dt = angles.shape[0], angles.dtype
-    rest = torch.as_tensor(np.asarray(rest_arm_angle, dtype=np.float64), dtype=dt)
+    rest = torch.tensor(np.asarray(rest_arm_angle, dtype=np.float64), dtype=dt)
 
     def col(name: str) -> torch.Tensor:
         return angles[:, pose_names.index(name)]
