@@ -16,8 +16,8 @@ def test_torch_lbs_and_yaw_match_numpy(rig, tpl):
     rot = pose_rotations(sample_poses(rng, 3, PoseSpec()), rig.rest_arm_angle)
     expected = pose_meshes(rest, rot, rig).vertices
     v = torch.from_numpy(rest)
-    joints = torch.from_numpy(rig.regressor) @ v
-    got = lbs(v, joints, torch.from_numpy(rot), torch.from_numpy(rig.weights),
+    joints = torch.from_numpy(rig.regressor.copy()) @ v
+    got = lbs(v, joints, torch.from_numpy(rot), torch.from_numpy(rig.weights.copy()),
               rig.parents.tolist())
     np.testing.assert_allclose(got.numpy(), expected, atol=1e-10)
     angles = np.array([0.05, 1.6, -1.5])
@@ -30,14 +30,14 @@ def test_rest_pose_is_identity_and_gradients_flow(rig, tpl):
     rest = torch.from_numpy(tpl.vertices[None].astype(np.float64)).requires_grad_(True)
     rot = torch.from_numpy(pose_rotations(rest_pose_params(1, rig.rest_arm_angle),
                                           rig.rest_arm_angle))
-    joints = torch.from_numpy(rig.regressor) @ rest
-    out = lbs(rest, joints, rot, torch.from_numpy(rig.weights), rig.parents.tolist())
+    joints = torch.from_numpy(rig.regressor.copy()) @ rest
+    out = lbs(rest, joints, rot, torch.from_numpy(rig.weights.copy()), rig.parents.tolist())
     assert torch.equal(out, rest)
     np.testing.assert_allclose(joints.detach().numpy()[0], regress_joints(tpl.vertices),
                                atol=1e-12)
     rot2 = torch.from_numpy(pose_rotations(sample_poses(np.random.default_rng(1), 1),
                                            rig.rest_arm_angle))
-    lbs(rest, torch.from_numpy(rig.regressor) @ rest, rot2, torch.from_numpy(rig.weights),
+    lbs(rest, torch.from_numpy(rig.regressor.copy()) @ rest, rot2, torch.from_numpy(rig.weights.copy()),
         rig.parents.tolist()).sum().backward()
     assert rest.grad is not None and torch.isfinite(rest.grad).all()
 
