@@ -177,8 +177,7 @@ def _fit(model, coeffs, height_m, views, shape, pose_steps, shape_steps, lr_pose
     start = None
     phases = [("pose", pose_steps, [angles, log_zoom, shift], lr_pose)]
     if shape:
-        # (Freezing the cameras in this phase, so that a zoom cannot trade against the
-        # body's width, made girths worse still on held-out pairs.)
+        # The cameras keep moving: the pose phase's framing is only approximate.
         phases.append(("shape", shape_steps, [angles, log_zoom, shift, z], None))
     for name, steps, params, lr in phases:
         groups = [{"params": [p], "lr": lr_shape if p is z else lr_pose} for p in params]
