@@ -167,8 +167,8 @@ def _aspect(mask: np.ndarray) -> float:
 
 
 # |toe cue| below this (fraction of body height) is too weak to decide a mask's facing. On
-# 2,000 held-out synthetic side views the cue was positive for the canonical facing in 99.9 %
-# and above this threshold in ~99 %, all of them correctly.
+# 2,000 held-out synthetic side views it was decisive in 99.6 % and never wrong
+# (benchmarks/bench_facing.py, docs/BENCHMARKS.md).
 TOE_CUE_MIN = 0.006
 
 
