@@ -148,3 +148,20 @@ def test_arm_slices_pick_the_arm_not_the_torso(tpl, template_measurements, side)
         # The measurement reads that arm loop (left and right are mirror images here).
         assert 100 * convex_perimeter(chosen) == pytest.approx(
             getattr(template_measurements, name)[0], rel=1e-6)
+
+
+@pytest.mark.parametrize("side", ["l", "r"])
+def test_calf_band_hull_equals_the_general_girth(tpl, side):
+    """The calf scan's shortcut (hull of this leg's band) equals the loop-searching girth."""
+    from bodyshape.measure import _joint_centres, _landmarks, _side_direction, band_hull_girth
+
+    v = tpl.vertices.astype(np.float64)
+    lm = {k: p[0] for k, p in _landmarks(v[None], tpl).items()}
+    c = _joint_centres(lm, side)
+    knee, ankle = c["knee"], c["ankle"]
+    this_side = (v[tpl.faces].mean(axis=1) - lm["crotch"]) @ _side_direction(lm, side) > 0
+    for f in np.linspace(0.15, 0.85, 6):
+        z = ankle[2] + f * (knee[2] - ankle[2])
+        axis_pt = ankle + f * (knee - ankle)
+        assert band_hull_girth(v, tpl.faces[this_side], z) == pytest.approx(
+            girth(v, tpl.faces, axis_pt), abs=1e-12)

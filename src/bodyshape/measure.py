@@ -325,6 +325,14 @@ def _side_direction(lm: dict[str, np.ndarray], side: str) -> np.ndarray:
     return np.array([np.sign(lm[f"acromion_{side}"][0] - lm["crotch"][0]), 0.0, 0.0])
 
 
+def band_hull_girth(vertices: np.ndarray, faces: np.ndarray, z: float) -> float:
+    """Hull perimeter (m) of every cut of the horizontal plane at height ``z`` through
+    ``faces``: the tape girth when those faces hold a single loop at that level (one lower
+    leg; tested equal to :func:`girth` there)."""
+    segs = _plane_segments(vertices, faces, vertices[:, 2] - z)  # (S, 2, 3)
+    return convex_perimeter(segs.reshape(-1, 3)[:, :2]) if len(segs) else 0.0
+
+
 def _calf_girth(v: np.ndarray, faces: np.ndarray, lm: dict[str, np.ndarray], side: str) -> float:
     """Largest horizontal lower-leg girth (m) over levels around calf_back."""
     c = _joint_centres(lm, side)
@@ -345,8 +353,7 @@ def _calf_girth(v: np.ndarray, faces: np.ndarray, lm: dict[str, np.ndarray], sid
     band = faces[(fz.max(axis=1) >= lo) & (fz.min(axis=1) <= hi) & this_side]
 
     def at(z: float) -> float:
-        segs = _plane_segments(v, band, v[:, 2] - z)  # (S, 2, 3)
-        return convex_perimeter(segs.reshape(-1, 3)[:, :2]) if len(segs) else 0.0
+        return band_hull_girth(v, band, z)
 
     g = np.array([at(z) for z in zs])
     k = int(np.argmax(g))
