@@ -201,7 +201,7 @@ def _changes(results: dict, name: str, metric) -> list[float]:
     """Relative change of ``metric`` of variant ``name`` against the reference of the same
     seed, one per seed run."""
     out = []
-    for s in range(10):
+    for s in (0, *REPEATS.get(name, ())):
         v, r = seeded(name, s), seeded("reference", s)
         if v in results and r in results:
             out.append(metric(results[v]["all"]) / metric(results[r]["all"]) - 1)

@@ -27,7 +27,7 @@ import torch
 from bodyshape.checkpoint import Checkpoint
 from bodyshape.measure import body_stats
 from bodyshape.render.camera import Camera
-from bodyshape.render.raster import silhouette
+from bodyshape.render.raster import mask_iou, silhouette
 from bodyshape.shape.pca import ShapeModel
 from bodyshape.shape.rig import load_rig, pose_meshes
 from bodyshape.synth.dataset import ShardDataset
@@ -115,7 +115,7 @@ def reprojection_iou(rest: np.ndarray, items: list[dict], faces: np.ndarray) -> 
                          it["camera_t"][v].astype(np.float64), w, h)
             sil = silhouette(yaw_about_centre(posed[i], float(it["yaw"][v])), faces, cam,
                              closed=True)
-            out[i, v] = (sil & target).sum() / max((sil | target).sum(), 1)
+            out[i, v] = mask_iou(sil, target)
     return out
 
 

@@ -333,8 +333,11 @@ def band_hull_girth(vertices: np.ndarray, faces: np.ndarray, z: float) -> float:
     return convex_perimeter(segs.reshape(-1, 3)[:, :2]) if len(segs) else 0.0
 
 
-def _calf_girth(v: np.ndarray, faces: np.ndarray, lm: dict[str, np.ndarray], side: str) -> float:
-    """Largest horizontal lower-leg girth (m) over levels around calf_back."""
+def _calf_girth(v: np.ndarray, faces: np.ndarray, lm: dict[str, np.ndarray], side: str,
+                tri: np.ndarray) -> float:
+    """Largest horizontal lower-leg girth (m) over levels around calf_back.
+
+    ``tri``: (F, 3, 3) corners of ``faces`` (``v[faces]``, shared by both legs)."""
     c = _joint_centres(lm, side)
     knee, ankle = c["knee"], c["ankle"]
     span = knee[2] - ankle[2]
@@ -344,12 +347,12 @@ def _calf_girth(v: np.ndarray, faces: np.ndarray, lm: dict[str, np.ndarray], sid
     # percent of the body's faces) instead of the whole mesh makes the ~9 slices of each
     # calf several times cheaper, with identical loops.
     lo, hi = zs.min() - 0.5 * (zs[1] - zs[0]), zs.max() + 0.5 * (zs[1] - zs[0])
-    fz = v[faces, 2]  # (F, 3)
+    fz = tri[..., 2]  # (F, 3)
     # Only this leg's side of the body: in the canonical A-pose the legs stand apart and the
     # hands end above the knees, so each level cuts exactly one loop there, the lower leg,
     # and its tape girth is the hull of all cut points (no loop search needed).
     out_dir = _side_direction(lm, side)
-    this_side = (v[faces].mean(axis=1) - lm["crotch"]) @ out_dir > 0
+    this_side = (tri.mean(axis=1) - lm["crotch"]) @ out_dir > 0
     band = faces[(fz.max(axis=1) >= lo) & (fz.min(axis=1) <= hi) & this_side]
 
     def at(z: float) -> float:
@@ -381,6 +384,7 @@ def _measure_one(v: np.ndarray, faces: np.ndarray, lm: dict[str, np.ndarray]) ->
     out["shoulder_width_cm"] = np.linalg.norm(lm["acromion_l"] - lm["acromion_r"])
     out["inseam_cm"] = lm["crotch"][2] - floor
     per_side = {k: [] for k in ("arm_length_cm", "thigh_cm", "calf_cm", "bicep_cm", "wrist_cm")}
+    tri = v[faces]  # (F, 3, 3), for both calf scans
     for side in ("l", "r"):
         c = _joint_centres(lm, side)
         out_dir = _side_direction(lm, side)
@@ -399,7 +403,7 @@ def _measure_one(v: np.ndarray, faces: np.ndarray, lm: dict[str, np.ndarray]) ->
         z = lm["crotch"][2] + THIGH_DROP * (front[2] - lm["crotch"][2])
         per_side["thigh_cm"].append(girth(v, faces, [front[0], c["knee"][1], z],
                                           keep_side=(lm["crotch"], out_dir)))
-        per_side["calf_cm"].append(_calf_girth(v, faces, lm, side))
+        per_side["calf_cm"].append(_calf_girth(v, faces, lm, side, tri))
     out.update({k: np.mean(vals) for k, vals in per_side.items()})
     return out
 

@@ -32,7 +32,7 @@ from bodyshape.calibrate import Calibrated, CalibrationSpec, calibrate
 from bodyshape.checkpoint import Checkpoint, load_checkpoint
 from bodyshape.measure import measure_bodies
 from bodyshape.render.camera import Camera, intrinsics, look_at
-from bodyshape.render.raster import silhouette
+from bodyshape.render.raster import mask_iou, silhouette
 from bodyshape.segment import PhotoError, Segmenter, check_photo, facing_of, warnings_for
 from bodyshape.shape.pca import ShapeModel
 from bodyshape.shape.rig import vertex_bounds, yaw_about_centre
@@ -116,27 +116,41 @@ class Prediction:
 
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Read a JPEG/PNG as (H, W, 3) uint8 RGB, honouring EXIF orientation.
+    """Read a JPEG/PNG file as (H, W, 3) uint8 RGB (see :func:`decode_image`).
 
     Raises:
-        InputError: missing, unreadable, truncated, empty or one-colour image.
+        InputError: missing file, or any refusal of :func:`decode_image`.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: file not found")
+    return decode_image(path, str(path))
+
+
+def decode_image(source, label: str) -> np.ndarray:
+    """Decode an image as (H, W, 3) uint8 RGB, honouring EXIF orientation.
+
+    Args:
+        source: a path or a binary file object (e.g. ``io.BytesIO`` of an upload).
+        label: how messages name the image ("front photo", a path).
+    Raises:
+        InputError: unreadable, truncated, empty or one-colour image.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
     try:
-        with Image.open(path) as im:
+        with Image.open(source) as im:
             im = ImageOps.exif_transpose(im)
             im.load()  # truncated files fail here, not later
             rgb = np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"{path}: not a readable image ({exc})") from exc
+    except UnidentifiedImageError:  # PIL's message names the source: not for the user
+        raise InputError(f"{label}: not a readable image (not a JPEG or PNG?)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"{label}: not a readable image ({exc})") from exc
     if rgb.size == 0 or min(rgb.shape[:2]) < 16:
-        raise InputError(f"{path}: the image is empty or tiny ({rgb.shape[1]}x{rgb.shape[0]})")
+        raise InputError(f"{label}: the image is empty or tiny ({rgb.shape[1]}x{rgb.shape[0]})")
     if int(rgb.max()) == int(rgb.min()):
-        raise InputError(f"{path}: the image is a single colour; no person in it")
+        raise InputError(f"{label}: the image is a single colour; no person in it")
     return rgb
 
 
@@ -262,7 +276,7 @@ def fit_view(vertices: np.ndarray, faces: np.ndarray, view: str, target: np.ndar
             except ValueError:
                 continue
             canvas = cal.image >= 0.5
-            iou = float((canvas & target).sum() / max((canvas | target).sum(), 1))
+            iou = mask_iou(canvas, target)
             if best is None or iou > best.iou:
                 a = np.array([[cal.scale, 0.0, cal.offset[0]], [0.0, cal.scale, cal.offset[1]],
                               [0.0, 0.0, 1.0]])
@@ -308,6 +322,7 @@ class Predictor:
                              "fusion (or two-channel) checkpoint")
         self.ckpt, self.model = checkpoint, model
         self.spec = CalibrationSpec(**checkpoint.calibration)
+        self.k = checkpoint.spec.n_components  # coefficients the network predicts
         self._segmenter: Segmenter | None = None
 
     @classmethod
@@ -331,6 +346,11 @@ class Predictor:
         check_photo(seg, view)
         facing = facing_of(seg.landmarks) if view == "side" else None
         return seg.mask, facing, warnings_for(seg, view)
+
+    def _body(self, coeffs: np.ndarray, height_cm: float) -> tuple[np.ndarray, float]:
+        """Raw coefficients (K,) -> (canonical mesh (V, 3) scaled to the height, scale)."""
+        rest = self.model.decode(coeffs[None])[0].astype(np.float64)
+        return scale_to_height(rest, height_cm / 100.0)
 
     def _network(self, front: Calibrated, side: Calibrated, h: torch.Tensor, s: torch.Tensor
                  ) -> np.ndarray:
@@ -386,16 +406,13 @@ class Predictor:
         best = None
         for facing in facings:
             side_cal = calibrate(sm, self.spec, mirror=facing == "left")
-            z = self._network(front_cal, side_cal, h, s)
-            c = z * self.model.std[: len(z)]
-            verts, scale = scale_to_height(self.model.decode(c[None])[0].astype(np.float64),
-                                           height / 100.0)
+            coeffs = self._network(front_cal, side_cal, h, s) * self.model.std[: self.k]
+            verts, scale = self._body(coeffs, height)
             side_fit = fit_view(verts, self.model.faces, "side", side_cal.image, self.spec)
             if best is None or side_fit.iou > best[0]:
-                best = (side_fit.iou, side_cal, z, verts, scale, side_fit)
-        _, side_cal, z, verts, scale, side_fit = best
+                best = (side_fit.iou, side_cal, coeffs, verts, scale, side_fit)
+        _, side_cal, coeffs, verts, scale, side_fit = best
         cal = {"front": front_cal, "side": side_cal}
-        coeffs = z * self.model.std[: len(z)]
         fits0 = {"front": fit_view(verts, self.model.faces, "front", front_cal.image,
                                    self.spec), "side": side_fit}
         pose_angles = None
@@ -407,9 +424,7 @@ class Predictor:
                 shape=refine)
             if refine:
                 coeffs = fit.coeffs
-                z = coeffs / self.model.std[: len(coeffs)]
-                rest = self.model.decode(coeffs[None])[0].astype(np.float64)
-                verts, scale = scale_to_height(rest, height / 100.0)
+                verts, scale = self._body(coeffs, height)
             pose_angles = fit.pose_angles
             for i, v in enumerate(("front", "side")):
                 canvas, iou = render_fit(verts, self.model.faces, fit, i, fits0[v].yaw,
@@ -417,6 +432,7 @@ class Predictor:
                 fits0[v] = Reprojection(canvas, iou, fit.cameras[i], fits0[v].yaw)
         meas = measure_bodies(verts[None]).as_dicts()[0]
         warnings = []
+        z = coeffs / self.model.std[: self.k]  # whitened
         if float(z @ z) > OUTSIDE_SHAPE_SPACE:
             warnings.append("the silhouettes are far outside the body shape space (loose "
                             "clothing, hair or a bag?); measurements may be off")

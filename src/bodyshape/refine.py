@@ -35,7 +35,7 @@ from bodyshape.nets.models import MeshDecoder
 from bodyshape.nets.posing import lbs, pose_rotations, yaw_about_centre
 from bodyshape.nets.reproject import scale_intrinsics
 from bodyshape.render.camera import Camera
-from bodyshape.render.raster import silhouette
+from bodyshape.render.raster import mask_iou, silhouette
 from bodyshape.render.soft import project, soft_silhouette
 from bodyshape.shape.coarse import load_coarse, to_coarse
 from bodyshape.shape.pca import ShapeModel
@@ -147,14 +147,18 @@ def _fit(model, coeffs, height_m, views, shape, pose_steps, shape_steps, lr_pose
             for _, c, _ in views]
     yaws = [torch.tensor([y], dtype=dt) for _, _, y in views]
 
-    with torch.no_grad():  # the pose phase keeps the network's shape: decode it once
-        fixed_rest = scale_to_height_torch(decoder(z0[None])[0], height_m)[None]
+    def body(z_now: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(coarse rest mesh (1, Vc, 3), joints (1, J, 3)) of whitened coefficients."""
+        rest = scale_to_height_torch(decoder(z_now[None])[0], height_m)[None]
+        return to_coarse(rest, coarse), regressor @ rest
+
+    with torch.no_grad():  # the pose phase keeps the network's shape: build it once
+        fixed = body(z0)
 
     def ious(z_now: torch.Tensor | None) -> list[torch.Tensor]:
-        rest = (fixed_rest if z_now is None
-                else scale_to_height_torch(decoder(z_now[None])[0], height_m)[None])
+        rest_c, joints = fixed if z_now is None else body(z_now)
         rot = pose_rotations(angles[None], rig.rest_arm_angle, JOINT_NAMES, POSE_NAMES)
-        posed = lbs(to_coarse(rest, coarse), regressor @ rest, rot, weights, parents)
+        posed = lbs(rest_c, joints, rot, weights, parents)
         out = []
         for i, (target, (K, R, t), yaw) in enumerate(zip(targets, cams, yaws)):
             h, w = target.shape[-2:]
@@ -229,5 +233,4 @@ def render_fit(vertices: np.ndarray, faces: np.ndarray, fit: SilhouetteFit, view
     rot = pose_rotations_numpy(PoseParams(fit.pose_angles[None]), rig.rest_arm_angle)
     posed = pose_meshes(vertices[None], rot, rig).vertices[0]
     canvas = silhouette(yaw_numpy(posed, yaw), faces, fit.cameras[view], closed=True)
-    t = target >= 0.5
-    return canvas, float((canvas & t).sum() / max((canvas | t).sum(), 1))
+    return canvas, mask_iou(canvas, target >= 0.5)

@@ -161,3 +161,8 @@ def silhouettes(vertices: np.ndarray, faces: np.ndarray, cameras: Sequence[Camer
     if not cameras:
         return np.zeros((0, 0, 0), dtype=bool)
     return np.stack([silhouette(v, faces, c, closed) for v, c in zip(vertices, cameras)])
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two (H, W) bool masks (0 when both are empty)."""
+    return float((a & b).sum() / max((a | b).sum(), 1))

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import os
-import tempfile
+import io
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -39,7 +39,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bodyshape.outputs import measurements_json
 from bodyshape.predict import (DEFAULT_CHECKPOINT, DEFAULT_SHAPE_MODEL, SEX_CODES, InputError,
-                               Prediction, Predictor, check_height, load_image)
+                               Prediction, Predictor, check_height, decode_image)
 from bodyshape.web.models import ErrorBody, Health, PredictResult
 from bodyshape.web.store import RESULT_FILES, ResultStore
 
@@ -115,9 +115,9 @@ class _Guard:
         await self.app(scope, limited_receive, send_with_headers)
 
 
-async def read_upload(upload: UploadFile, what: str, limit: int) -> tuple[bytes, str]:
-    """The bytes of an uploaded image and its suffix (".jpg"/".png"), checked for size (413)
-    while reading, emptiness (422) and JPEG/PNG magic bytes (415)."""
+async def read_upload(upload: UploadFile, what: str, limit: int) -> bytes:
+    """The bytes of an uploaded image, checked for size (413) while reading, emptiness (422)
+    and JPEG/PNG magic bytes (415)."""
     data = bytearray()
     while chunk := await upload.read(256 * 1024):
         data += chunk
@@ -125,10 +125,8 @@ async def read_upload(upload: UploadFile, what: str, limit: int) -> tuple[bytes,
             raise ApiError(413, f"the {what} is larger than {_mb(limit)}")
     if not data:
         raise ApiError(422, f"the {what} is empty")
-    if data.startswith(JPEG_MAGIC):
-        return bytes(data), ".jpg"
-    if data.startswith(PNG_MAGIC):
-        return bytes(data), ".png"
+    if data.startswith(JPEG_MAGIC) or data.startswith(PNG_MAGIC):
+        return bytes(data)
     raise ApiError(415, f"the {what} is not a JPEG or PNG image")
 
 
@@ -178,22 +176,16 @@ class PredictionService:
             self.predictor = None
         self.store.close()
 
-    def _predict(self, images: dict[str, tuple[bytes, str]], height: float, sex: str | None,
+    def _predict(self, images: dict[str, bytes], height: float, sex: str | None,
                  fit_pose: bool = False) -> tuple[Prediction, str]:
         """On the prediction thread: decode, predict, store. -> (Prediction, result id)."""
-        arrays = {}
-        with tempfile.TemporaryDirectory(prefix="bodyshape-upload-") as tmp:
-            for view, (data, suffix) in images.items():
-                path = Path(tmp) / f"{view}{suffix}"
-                path.write_bytes(data)
-                try:
-                    arrays[view] = load_image(path)  # the CLI's reader (EXIF, truncation)
-                except InputError as exc:  # name the upload, not the server's temp path
-                    raise InputError(str(exc).replace(str(path), f"{view} photo")) from None
+        # The CLI's decoder (EXIF, truncation, one colour), naming the upload in messages.
+        arrays = {view: decode_image(io.BytesIO(data), f"{view} photo")
+                  for view, data in images.items()}
         pred = self.predictor(arrays["front"], arrays["side"], height, sex, fit_pose=fit_pose)
         return pred, self.store.save(pred)
 
-    async def predict(self, images: dict[str, tuple[bytes, str]], height: float,
+    async def predict(self, images: dict[str, bytes], height: float,
                       sex: str | None, fit_pose: bool = False) -> tuple[Prediction, str]:
         """Run one prediction on the prediction thread; raises ApiError (422/500/503)."""
         with self._lock:
