@@ -34,14 +34,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from report import ROOT, machine, table
 
+from bodyshape.body import BodyModel
 from bodyshape.checkpoint import load_checkpoint
 from bodyshape.evaluate import evaluate
 from bodyshape.fileio import write_json
 from bodyshape.nets.losses import WeightSchedule
-from bodyshape.shape.pca import ShapeModel
 from bodyshape.synth.generate import SynthSpec
 from bodyshape.synth.shards import write_dataset
 from bodyshape.train import StageData, TrainConfig, train_stage
@@ -104,7 +103,7 @@ def make_data(model_path: Path, work: Path, n: int, test_n: int) -> dict[str, Pa
     return paths
 
 
-def run_variant(v: Variant, paths: dict, model: ShapeModel, work: Path, base: dict) -> Path:
+def run_variant(v: Variant, paths: dict, body: BodyModel, work: Path, base: dict) -> Path:
     """Train a variant; returns its final checkpoint."""
     out = work / "runs" / v.name
     data = paths[v.data]
@@ -112,15 +111,15 @@ def run_variant(v: Variant, paths: dict, model: ShapeModel, work: Path, base: di
     ev, ef = cfg.pop("epochs_view"), cfg.pop("epochs_fusion")
     if v.kind == "two-channel":
         return train_stage(TrainConfig(stage="two-channel", epochs=ev, **cfg),
-                           StageData(data, None, model), out / "two-channel")
+                           StageData(data, None, body), out / "two-channel")
     # Fusion-only variants reuse the reference's front and side networks (same seed).
     src = work / "runs" / (seeded("reference", v.seed) if v.kind == "fusion-only" else v.name)
     ckpts = {}
     for stage in ("front", "side"):
         ckpts[stage] = train_stage(TrainConfig(stage=stage, epochs=ev, **cfg),
-                                   StageData(data, None, model), src / stage)
+                                   StageData(data, None, body), src / stage)
     return train_stage(TrainConfig(stage="fusion", epochs=ef, **{**cfg, **v.fusion}),
-                       StageData(data, None, model, ckpts["front"], ckpts["side"]),
+                       StageData(data, None, body, ckpts["front"], ckpts["side"]),
                        out / "fusion")
 
 
@@ -139,7 +138,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     work = Path(a.work)
     model_path = Path(a.shape_model)
-    model = ShapeModel.load(model_path)
+    body = BodyModel.load(model_path)
     paths = make_data(model_path, work, a.n, a.test_n)
     base = {"epochs_view": a.epochs_view, "epochs_fusion": a.epochs_fusion, "seed": 0,
             "val_samples": 0}
@@ -152,8 +151,8 @@ def main() -> None:
             continue
         if not rep_path.is_file():
             t0 = time.perf_counter()
-            ckpt = run_variant(v, paths, model, work, dict(base))
-            rep = evaluate(load_checkpoint(ckpt), paths["test"], model,
+            ckpt = run_variant(v, paths, body, work, dict(base))
+            rep = evaluate(load_checkpoint(ckpt), paths["test"], body,
                            baseline=v.name == "reference")
             rep["train_minutes"] = (time.perf_counter() - t0) / 60
             write_json(rep_path, rep)

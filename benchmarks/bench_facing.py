@@ -1,4 +1,4 @@
-"""How well the feet tell a side-view mask's facing (``predict.toe_cue``).
+"""How well the feet tell a side-view mask's facing (``inputs.toe_cue``).
 
 Renders the held-out test pairs' side views as full-frame masks (the frames prediction
 sees, facing left or right as drawn) and compares the sign of the toe cue with the facing
@@ -20,10 +20,12 @@ import numpy as np
 from bench_predict import frames_from_shards
 from report import ROOT, table, write_section
 
-from bodyshape.predict import DEFAULT_SHAPE_MODEL, TOE_CUE_MIN, toe_cue
-from bodyshape.shape.pca import ShapeModel
+from bodyshape.assets import DEFAULT_SHAPE_MODEL
+from bodyshape.body import BodyModel
+from bodyshape.dataset.shard_format import read_shard
+from bodyshape.inputs import TOE_CUE_MIN, toe_cue
 from bodyshape.synth.generate import SynthSpec
-from bodyshape.synth.shards import read_shard, write_dataset
+from bodyshape.synth.shards import write_dataset
 
 
 def main() -> None:
@@ -35,13 +37,13 @@ def main() -> None:
     test = Path(a.test)
     if not (test / "manifest.json").is_file():
         write_dataset(a.shape_model, test, 2000, 999, SynthSpec(sampling="per-sex"), workers=2)
-    model = ShapeModel.load(a.shape_model)
+    body_model = BodyModel.load(a.shape_model)
     mirrored = {}
     for shard in sorted(test.glob("shard-*.npz")):
         d = read_shard(shard)
         mirrored.update({int(i): bool(m) for i, m in zip(d.index, d.side_mirrored)})
     with tempfile.TemporaryDirectory(prefix="bench_facing-") as tmp:
-        rows = frames_from_shards(test, a.n, Path(tmp), model)
+        rows = frames_from_shards(test, a.n, Path(tmp), body_model)
         cues, truth = [], []
         for r in rows:
             mask = cv2.imread(str(Path(tmp) / r["side"]), cv2.IMREAD_GRAYSCALE) > 0
@@ -54,7 +56,7 @@ def main() -> None:
     res = {"n": len(cue), "right_way": right_way, "decisive": float(decisive.mean()),
            "wrong_decisive": wrong_decisive, "facing_left": float(np.mean(sign < 0)),
            "cue_percentiles": np.percentile(cue * sign, [0, 1, 5, 50]).tolist()}
-    body = f"""The toe cue (`predict.toe_cue`) on the side views of {len(cue)} held-out test pairs,
+    body = f"""The toe cue (`inputs.toe_cue`) on the side views of {len(cue)} held-out test pairs,
 rendered as full-frame masks ({100 * res['facing_left']:.0f} % facing left). Prediction
 trusts the cue when |cue| > {TOE_CUE_MIN} (a fraction of the silhouette height) and
 otherwise runs the network for both facings.

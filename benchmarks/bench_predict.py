@@ -28,41 +28,38 @@ from pathlib import Path
 import cv2
 import numpy as np
 import trimesh
-
 from report import table, write_section
 
+from bodyshape.assets import DEFAULT_CHECKPOINT, DEFAULT_SHAPE_MODEL
+from bodyshape.body import BodyModel
+from bodyshape.checkpoint import load_checkpoint
+from bodyshape.dataset.shard_format import read_shard
 from bodyshape.measure import MEASUREMENT_NAMES, measure_bodies
-from bodyshape.predict import DEFAULT_CHECKPOINT, DEFAULT_SHAPE_MODEL, Predictor
-from bodyshape.render.camera import CameraSpec, sample_camera
+from bodyshape.predict import Predictor
+from bodyshape.render.camera import CameraSpec, sample_camera, vertex_bounds
 from bodyshape.render.raster import silhouette
-from bodyshape.shape.pca import ShapeModel
-from bodyshape.shape.rig import load_rig, pose_meshes
-from bodyshape.shape.rig import vertex_bounds, yaw_about_centre
 from bodyshape.synth.generate import SynthSpec
-from bodyshape.synth.poses import PoseParams, pose_rotations, sample_poses
-from bodyshape.synth.shards import read_shard, write_dataset
+from bodyshape.synth.poses import sample_poses
+from bodyshape.synth.shards import write_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_HEIGHT_CM = 171.3
 SEX_NAMES = {0: "female", 1: "male"}
 
 
-def frames_from_shards(test: Path, n: int, folder: Path, model: ShapeModel) -> list[dict]:
+def frames_from_shards(test: Path, n: int, folder: Path, body: BodyModel) -> list[dict]:
     """Write the first ``n`` test pairs as full-frame mask PNGs; returns their rows."""
-    rig = load_rig()
     rows = []
     for shard in sorted(test.glob("shard-*.npz")):
         d = read_shard(shard)
         for r in range(len(d)):
             if len(rows) >= n:
                 return rows
-            rest = model.decode(d.coeffs[r][None].astype(np.float64))[0]
-            rot = pose_rotations(PoseParams(d.pose_angles[r][None].astype(np.float64)),
-                                 rig.rest_arm_angle)
-            posed = pose_meshes(rest[None], rot, rig).vertices[0]
+            rest = body.shape.decode(d.coeffs[r][None].astype(np.float64))[0]
+            posed = body.pose(rest, d.pose_angles[r].astype(np.float64))
             names = {}
             for v, view in enumerate(("front", "side")):
-                mask = silhouette(yaw_about_centre(posed, float(d.yaw[r, v])), model.faces,
+                mask = silhouette(body.turn(posed, float(d.yaw[r, v])), body.faces,
                                   d.camera(r, view), closed=True)
                 names[view] = f"{int(d.index[r])}_{view}.png"
                 cv2.imwrite(str(folder / names[view]), mask.astype(np.uint8) * 255)
@@ -95,32 +92,31 @@ def latency(predictor: Predictor, masks: tuple[Path, Path], photos: tuple[Path, 
     return {"mask_pair_ms": mask_ms, "photo_pair_ms": photo_ms}
 
 
-def repeatability(predictor: Predictor, model: ShapeModel, renders: int, folder: Path
+def repeatability(predictor: Predictor, body: BodyModel, renders: int, folder: Path
                   ) -> dict:
     """Measurement spread over random cameras and poses of one body (seeded)."""
     rng = np.random.default_rng(2026)
-    rig = load_rig()
-    drawn = model.sample(1, rng, "per-sex")
+    drawn = body.shape.sample(1, rng, "per-sex")
     rest = drawn.vertices[0].astype(np.float64)
     height = 100 * float(np.ptp(rest[:, 2]))
     spec = SynthSpec(camera=CameraSpec(long_side=1024))
     values = {k: [] for k in MEASUREMENT_NAMES}
     for i in range(renders):
         pose = sample_poses(rng, 1, spec.pose)
-        posed = pose_meshes(rest[None], pose_rotations(pose, rig.rest_arm_angle), rig).vertices[0]
+        posed = body.pose(rest, pose.angles[0])
         paths = []
         for view, yaw in (("front", rng.uniform(-0.087, 0.087)),
                           ("side", np.pi / 2 * rng.choice([-1, 1]) + rng.uniform(-0.087, 0.087))):
-            v = yaw_about_centre(posed, yaw)
+            v = body.turn(posed, yaw)
             b = vertex_bounds(v)
             cam = sample_camera(rng, spec.camera, b, float(b[0, 2]))
             p = folder / f"rep{i}_{view}.png"
-            cv2.imwrite(str(p), silhouette(v, model.faces, cam, closed=True).astype(np.uint8) * 255)
+            cv2.imwrite(str(p), silhouette(v, body.faces, cam, closed=True).astype(np.uint8) * 255)
             paths.append(p)
         pred = predictor(paths[0], paths[1], height, drawn.sex[0] if drawn.sex is not None else None)
         for k, val in pred.measurements.items():
             values[k].append(val)
-    truth = measure_bodies(rest[None]).as_dicts()[0]
+    truth = measure_bodies(rest[None], body.template).as_dicts()[0]
     return {k: {"std_cm": float(np.std(v)), "range_cm": float(np.ptp(v)),
                 "mean_cm": float(np.mean(v)), "true_cm": truth[k]} for k, v in values.items()}
 
@@ -129,7 +125,7 @@ FIT_MODES = {"network only": {}, "--fit-pose": {"fit_pose": True},
              "--refine (pose + shape)": {"refine": True}}
 
 
-def refine_effect(predictor: Predictor, rows: list[dict], folder: Path, model: ShapeModel,
+def refine_effect(predictor: Predictor, rows: list[dict], folder: Path, body: BodyModel,
                   n: int) -> dict:
     """Errors, fit IoU and fitted-pose error of the first ``n`` pairs in each of
     ``FIT_MODES``."""
@@ -141,8 +137,8 @@ def refine_effect(predictor: Predictor, rows: list[dict], folder: Path, model: S
         for r in rows[:n]:
             pred = predictor(folder / r["front"], folder / r["side"], float(r["height_cm"]),
                              r["sex"] or None, **kwargs)
-            true = model.decode(r["coeffs"][None].astype(np.float64))[0]
-            tm = measure_bodies(true[None]).as_dicts()[0]
+            true = body.shape.decode(r["coeffs"][None].astype(np.float64))[0]
+            tm = measure_bodies(true[None], body.template).as_dicts()[0]
             errs["vertex_mm"].append(float(np.linalg.norm(pred.vertices - true, axis=1)
                                            .mean() * 1e3))
             for g in ("chest", "waist", "hip"):
@@ -176,26 +172,27 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--n-refine", type=int, default=30, help="pairs for the --refine test")
     a = ap.parse_args()
-    model = ShapeModel.load(a.shape_model)
     test = Path(a.test)
     if not (test / "manifest.json").is_file():
         write_dataset(a.shape_model, test, 2000, 999, SynthSpec(sampling="per-sex"), workers=2)
     tmp = Path(tempfile.mkdtemp(prefix="bench_predict-"))
     t0 = time.perf_counter()
-    predictor = Predictor.load(a.model, a.shape_model)
+    body_model = BodyModel.load(a.shape_model)
+    predictor = Predictor(load_checkpoint(a.model), body_model)
     load_s = time.perf_counter() - t0
+    model = body_model.shape
 
-    rows = frames_from_shards(test, a.n, tmp, model)
+    rows = frames_from_shards(test, a.n, tmp, body_model)
     lat = latency(predictor, (tmp / rows[0]["front"], tmp / rows[0]["side"]),
                   (ROOT / "examples/front.jpg", ROOT / "examples/side.jpg"), a.repeats)
-    rep = repeatability(predictor, model, a.renders, tmp)
-    ref = refine_effect(predictor, rows, tmp, model, min(a.n_refine, len(rows)))
+    rep = repeatability(predictor, body_model, a.renders, tmp)
+    ref = refine_effect(predictor, rows, tmp, body_model, min(a.n_refine, len(rows)))
     # The shipped example photos: their body is the shape model's first sample (seed 0,
     # examples/README.md).
     example = model.sample(1, np.random.default_rng(0)).vertices[0].astype(np.float64)
+    example_m = measure_bodies(example[None], body_model.template).as_dicts()[0]
     photo_fit = {"truth": {**{k: None for k in ("iou_front", "iou_side", "s")},
-                           **{f"{g}_cm": measure_bodies(example[None]).as_dicts()[0][f"{g}_cm"]
-                              for g in ("chest", "waist", "hip")}}}
+                           **{f"{g}_cm": example_m[f"{g}_cm"] for g in ("chest", "waist", "hip")}}}
     for mode, kwargs in FIT_MODES.items():  # IoU on the shipped example photos
         t0 = time.perf_counter()
         pred = predictor(ROOT / "examples/front.jpg", ROOT / "examples/side.jpg", 171.3, **kwargs)
@@ -228,12 +225,12 @@ def main() -> None:
         true = model.decode(r["coeffs"][None].astype(np.float64))[0]
         pred = np.asarray(trimesh.load(out / "body.obj", process=False).vertices)
         got = json.loads((out / "measurements.json").read_text())["measurements"]
-        tm = measure_bodies(true[None]).as_dicts()[0]
+        tm = measure_bodies(true[None], body_model.template).as_dicts()[0]
         errs["surface_mm"].append(surface_error_mm(pred, true, model.faces))
         errs["vertex_mm"].append(float(np.linalg.norm(pred - true, axis=1).mean() * 1e3))
         s = float(r["height_cm"]) / 100 / np.ptp(mean[:, 2])
         c = mean.mean(0)
-        bm = measure_bodies((c + s * (mean - c))[None]).as_dicts()[0]
+        bm = measure_bodies((c + s * (mean - c))[None], body_model.template).as_dicts()[0]
         for g in ("chest", "waist", "hip"):
             errs[f"{g}_mm"].append(abs(got[f"{g}_cm"] - tm[f"{g}_cm"]) * 10)
             base[f"{g}_mm"].append(abs(bm[f"{g}_cm"] - tm[f"{g}_cm"]) * 10)

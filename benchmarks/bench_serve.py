@@ -26,7 +26,6 @@ from pathlib import Path
 import cv2
 import httpx
 import numpy as np
-
 from report import table, write_section
 
 from bodyshape.web.testing import free_port
@@ -57,7 +56,7 @@ def start_server(port: int, log: Path) -> subprocess.Popen:
 
 def mask_pair(folder: Path) -> tuple[Path, Path]:
     """Person masks of the example photos (MediaPipe, as the server would segment them)."""
-    from bodyshape.predict import load_image
+    from bodyshape.inputs import load_image
     from bodyshape.segment import Segmenter
 
     out = []

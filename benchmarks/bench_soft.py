@@ -20,15 +20,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from report import table, write_section
 
+from bodyshape.body import BodyModel
 from bodyshape.render.camera import CameraSpec, sample_camera
 from bodyshape.render.raster import silhouettes
-from bodyshape.render.soft import (camera_tensors, mesh_edges, project, soft_iou_loss,
-                                   soft_silhouette)
-from bodyshape.shape.coarse import load_coarse, to_coarse
-from bodyshape.shape.pca import ShapeModel
+from bodyshape.render.soft import (
+    camera_tensors,
+    mesh_edges,
+    project,
+    soft_iou_loss,
+    soft_silhouette,
+)
+from bodyshape.shape.coarse import to_coarse
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "src/bodyshape/data/shape_model.npz"
@@ -44,11 +48,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
 
-    bodies = ShapeModel.load(MODEL).sample(args.batch, rng).vertices.astype(np.float64)
-    coarse = load_coarse()
+    body_model = BodyModel.load(MODEL)
+    bodies = body_model.shape.sample(args.batch, rng).vertices.astype(np.float64)
+    coarse = body_model.coarse
     faces = torch.from_numpy(coarse.faces.copy())
     edges = mesh_edges(coarse.faces)
-    coarse_np = to_coarse(bodies)
+    coarse_np = to_coarse(bodies, coarse)
     print(f"coarse mesh: {coarse.n_vertices} vertices, {len(coarse.faces)} faces; "
           f"batch {args.batch}, {args.threads} torch threads, sigma {args.sigma} px^2")
     print(f"{'size':>5} {'aggregate':>9} {'cull':>5} {'median s':>9} {'min s':>7} "
@@ -67,7 +72,7 @@ def main() -> None:
                 for _ in range(args.reps):
                     verts = torch.tensor(bodies, dtype=torch.float32, requires_grad=True)
                     t0 = time.perf_counter()
-                    pix = project(to_coarse(verts), K, R, t)
+                    pix = project(to_coarse(verts, coarse), K, R, t)
                     sil = soft_silhouette(pix, faces, size, size, sigma=args.sigma,
                                           cull_backfaces=cull, aggregate=aggregate,
                                           edges=edges)

@@ -29,19 +29,17 @@ os.environ.setdefault("PYOPENGL_PLATFORM", "osmesa")
 os.environ.setdefault("LP_NUM_THREADS", "1")  # llvmpipe: one core, as our rasterizer
 
 import numpy as np
+from report import table, write_section
 from threadpoolctl import threadpool_limits
 
-from report import table, write_section
-
-from bodyshape.render.camera import Camera, CameraSpec, sample_camera
+from bodyshape.body import BodyModel
+from bodyshape.dataset.shard_format import read_shard
+from bodyshape.dataset.stream import Augment, augment_mask
+from bodyshape.render.camera import Camera, CameraSpec, sample_camera, vertex_bounds
 from bodyshape.render.raster import rasterize_silhouette, silhouette
-from bodyshape.shape.pca import ShapeModel
-from bodyshape.shape.rig import load_rig, pose_meshes
-from bodyshape.synth.dataset import Augment, augment_mask
-from bodyshape.shape.rig import vertex_bounds, yaw_about_centre
 from bodyshape.synth.generate import SynthSpec, make_sample
-from bodyshape.synth.poses import pose_rotations, sample_poses
-from bodyshape.synth.shards import read_shard, write_dataset
+from bodyshape.synth.poses import sample_poses
+from bodyshape.synth.shards import write_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = ROOT / "src/bodyshape/data/shape_model.npz"
@@ -61,36 +59,33 @@ def throughput(model_path: Path, n: int, frame: int, workers: int, tmp: Path
     return n / dt, size / n
 
 
-def frame_size_agreement(model: ShapeModel, n: int, frames=(512, 1024), reference=2048
+def frame_size_agreement(body: BodyModel, n: int, frames=(512, 1024), reference=2048
                          ) -> dict[int, list[float]]:
     """IoU of the stored canvases of the same samples rendered with each of ``frames`` px
     frames against a fine ``reference`` px render (the camera draws do not depend on the
     frame size, so the geometry is identical)."""
-    rig = load_rig()
     ref_spec = SynthSpec(camera=CameraSpec(long_side=reference))
     ious: dict[int, list[float]] = {f: [] for f in frames}
     for i in range(n):
-        ref = make_sample(model, rig, i, 1, ref_spec)
+        ref = make_sample(body, i, 1, ref_spec)
         for f in frames:
-            s = make_sample(model, rig, i, 1, SynthSpec(camera=CameraSpec(long_side=f)))
+            s = make_sample(body, i, 1, SynthSpec(camera=CameraSpec(long_side=f)))
             for x, y in ((s.front, ref.front), (s.side, ref.side)):
                 x, y = x >= 0.5, y >= 0.5
                 ious[f].append(float((x & y).sum() / (x | y).sum()))
     return ious
 
 
-def posed_views(model: ShapeModel, n: int, frame: int) -> list[tuple[np.ndarray, Camera]]:
+def posed_views(body: BodyModel, n: int, frame: int) -> list[tuple[np.ndarray, Camera]]:
     """n (vertices, camera) pairs: random bodies, poses, yaws and phone cameras."""
     rng = np.random.default_rng(7)
-    rig = load_rig()
     spec = CameraSpec(long_side=frame)
-    drawn = model.sample(n, rng)
+    drawn = body.shape.sample(n, rng)
     pose = sample_poses(rng, n, SynthSpec().pose)
-    posed = pose_meshes(drawn.vertices.astype(np.float64), pose_rotations(
-        pose, rig.rest_arm_angle), rig).vertices
+    posed = body.pose(drawn.vertices.astype(np.float64), pose.angles)
     views = []
     for v in posed:
-        v = yaw_about_centre(v, rng.uniform(-np.pi, np.pi))
+        v = body.turn(v, rng.uniform(-np.pi, np.pi))
         b = vertex_bounds(v)
         views.append((v, sample_camera(rng, spec, b, float(b[0, 2]))))
     return views
@@ -181,7 +176,7 @@ def main() -> None:
     ap.add_argument("--n-agree", type=int, default=200, help="samples for 512 vs 1024 px")
     a = ap.parse_args()
     model_path = Path(a.model)
-    model = ShapeModel.load(model_path)
+    body_model = BodyModel.load(model_path)
     tmp = Path(tempfile.mkdtemp(prefix="bench_synth-"))
     res: dict = {"n": a.n, "cpu_count": os.cpu_count()}
     try:
@@ -198,14 +193,14 @@ def main() -> None:
         res["gb_per_100k"] = res["bytes_per_sample"] * 1e5 / 1e9
 
         with threadpool_limits(1):
-            ious = frame_size_agreement(model, a.n_agree)
+            ious = frame_size_agreement(body_model, a.n_agree)
         for f, v in ious.items():
             res[f"iou_{f}_vs_2048_mean"] = float(np.mean(v))
             res[f"iou_{f}_vs_2048_min"] = float(np.min(v))
 
         with threadpool_limits(1):
-            views = posed_views(model, a.n_raster, 512)
-            faces = model.faces.astype(np.int64)
+            views = posed_views(body_model, a.n_raster, 512)
+            faces = body_model.faces.astype(np.int64)
             for closed in (False, True):  # warm-up (JIT)
                 silhouette(views[0][0], faces, views[0][1], closed)
             timings = {}

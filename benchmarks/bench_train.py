@@ -21,9 +21,9 @@ from pathlib import Path
 
 from report import table, write_section
 
+from bodyshape.body import BodyModel
 from bodyshape.checkpoint import load_checkpoint
 from bodyshape.evaluate import evaluate, markdown
-from bodyshape.shape.pca import ShapeModel
 
 ROOT = Path(__file__).resolve().parents[1]
 GIRTHS = ("chest_mm", "waist_mm", "hip_mm")
@@ -70,10 +70,10 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "bodyshape.cli", "synth", "--n", "2000",
                         "--seed", "999", "--sampling", "per-sex", "--workers", "2",
                         "--out", str(test), "--no-progress"], check=True)
-    model = ShapeModel.load(a.shape_model)
+    body_model = BodyModel.load(a.shape_model)
     ck = load_checkpoint(a.model)
-    rep = evaluate(ck, test, model, limit=a.limit, baseline=True)
-    rep_nosex = evaluate(ck, test, model, limit=a.limit, sex_known=False)
+    rep = evaluate(ck, test, body_model, limit=a.limit, baseline=True)
+    rep_nosex = evaluate(ck, test, body_model, limit=a.limit, sex_known=False)
     rows, train_res = stage_rows(runs)
 
     al, base = rep["all"], rep["height_only"]["all"]

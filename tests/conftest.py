@@ -2,13 +2,19 @@
 
 import pytest
 
-from bodyshape.shape.rig import load_rig
+from bodyshape.body import BodyModel
 from bodyshape.shape.template import load_template
 
 
+@pytest.fixture(scope="session")
+def body():
+    """The shipped body model (template, rig, coarse mesh, shape model)."""
+    return BodyModel.load()
+
+
 @pytest.fixture(scope="module")
-def rig():
-    return load_rig()
+def rig(body):
+    return body.rig
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +66,6 @@ _small_cfg()
 def data(small_model_path, tmp_path_factory):
     from bodyshape.calibrate import CalibrationSpec
     from bodyshape.render.camera import CameraSpec
-    from bodyshape.shape.pca import ShapeModel
     from bodyshape.synth.generate import SynthSpec
     from bodyshape.synth.shards import write_dataset
 
@@ -68,21 +73,21 @@ def data(small_model_path, tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
     write_dataset(small_model_path, root / "train", 24, 0, spec, shard_size=8, progress=False)
     write_dataset(small_model_path, root / "val", 8, 999, spec, shard_size=8, progress=False)
-    return root, ShapeModel.load(small_model_path)
+    return root, BodyModel.load(small_model_path)
 
 
 @pytest.fixture(scope="module")
 def branches(data, tmp_path_factory):
     from bodyshape.train import StageData, TrainConfig, train_stage
 
-    root, model = data
+    root, small_body = data
     out = tmp_path_factory.mktemp("runs")
     paths = {}
     for stage in ("front", "side"):
         paths[stage] = train_stage(TrainConfig(stage=stage, epochs=1, **SMALL),
-                                   StageData(root / "train", root / "val", model),
+                                   StageData(root / "train", root / "val", small_body),
                                    out / stage, progress=False)
     paths["fusion"] = train_stage(TrainConfig(stage="fusion", epochs=1, **SMALL),
-                                  StageData(root / "train", None, model, paths["front"],
+                                  StageData(root / "train", None, small_body, paths["front"],
                                             paths["side"]), out / "fusion", progress=False)
     return paths

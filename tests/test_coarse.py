@@ -5,7 +5,7 @@ import pytest
 import torch
 import trimesh
 
-from bodyshape.cli import DEFAULT_MODEL
+from bodyshape.assets import DEFAULT_SHAPE_MODEL
 from bodyshape.render.camera import Camera, intrinsics, look_at
 from bodyshape.render.raster import silhouette
 from bodyshape.shape.coarse import load_coarse, to_coarse
@@ -20,7 +20,7 @@ def coarse():
 @pytest.fixture(scope="module")
 def bodies():
     # Three bodies from the shipped shape model (any mesh in the template topology).
-    model = ShapeModel.load(DEFAULT_MODEL)
+    model = ShapeModel.load(DEFAULT_SHAPE_MODEL)
     return model.sample(3, np.random.default_rng(5)).vertices.astype(np.float64)
 
 

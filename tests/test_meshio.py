@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import trimesh
 
+from bodyshape.shape.mesh_clean import MeshInputError
 from bodyshape.shape.meshio import (
     BodyMesh,
-    MeshInputError,
     list_mesh_files,
     load_body_mesh,
     save_body_mesh,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 
@@ -408,9 +409,9 @@ def test_summary(model):
 
 
 def test_model_is_immutable(model):
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="read-only"):  # numpy's non-writeable array
         model.mean[0, 0] = 1.0
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         model.std = model.std * 2
     assert "ShapeModel(hash=" in repr(model)
     with pytest.raises(ValueError, match="JSON"):

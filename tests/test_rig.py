@@ -1,4 +1,5 @@
-"""The shipped 16-joint rig: regressor, skinning weights, forward kinematics and LBS (no anny).
+"""The shipped 16-joint rig (regressor, skinning weights) and the torch kinematics: forward
+kinematics and LBS against analytic answers (no anny).
 
 Coordinates are meters in the template frame: Z up, subject facing -Y, subject's left at +X.
 """
@@ -7,21 +8,33 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 import trimesh
 from scipy.spatial.transform import Rotation
 
-from bodyshape.shape.rig import (
-    JOINT_NAMES, PARENTS, axis_angle_to_matrix, forward_kinematics, frontal_arm_angles, lbs,
-    load_rig, pose_meshes, regress_joints,
-)
+from bodyshape.body.kinematics import forward_kinematics, frontal_arm_angles, lbs, rotate_about
+from bodyshape.body.rig import JOINT_NAMES, PARENTS
 from bodyshape.shape.template import N_TEMPLATE_VERTICES, load_template
 
 J = len(JOINT_NAMES)
+T = torch.from_numpy
+
+
+def axis_angle_to_matrix(aa: np.ndarray) -> np.ndarray:
+    return Rotation.from_rotvec(aa.reshape(-1, 3)).as_matrix().reshape(aa.shape + (3,))
+
+
+def skin(vertices, joints, rotations, rig):
+    """The torch LBS on numpy inputs -> (vertices, joints) numpy."""
+    out = lbs(T(np.array(vertices, dtype=np.float64)), T(np.array(joints)),
+              T(np.ascontiguousarray(rotations)), T(rig.weights.copy()),
+              tuple(int(p) for p in rig.parents))
+    return out.vertices.numpy(), out.joints.numpy()
 
 
 @pytest.fixture(scope="module")
-def joints(rig, tpl):
-    return regress_joints(tpl.vertices[None], rig.regressor)[0]
+def joints(body, tpl):
+    return body.joints(tpl.vertices)
 
 
 def idx(name: str) -> int:
@@ -107,37 +120,43 @@ def test_template_joints_inside_body(tpl, joints):
 
 
 def test_rest_arm_angle(rig, joints):
-    np.testing.assert_allclose(rig.rest_arm_angle, frontal_arm_angles(joints[None])[0], atol=1e-6)
+    np.testing.assert_allclose(rig.rest_arm_angle, frontal_arm_angles(T(joints[None]))[0],
+                               atol=1e-6)
     assert np.all(np.abs(np.degrees(rig.rest_arm_angle) - 43.0) < 3.0)
 
 
-def test_axis_angle_to_matrix():
-    aa = np.random.default_rng(0).normal(size=(5, 4, 3))
-    expect = Rotation.from_rotvec(aa.reshape(-1, 3)).as_matrix().reshape(5, 4, 3, 3)
-    np.testing.assert_allclose(axis_angle_to_matrix(aa), expect, atol=1e-12)
+def test_rotate_about_matches_scipy():
+    rng = np.random.default_rng(0)
+    axis = rng.normal(size=(5, 4, 3))
+    axis /= np.linalg.norm(axis, axis=-1, keepdims=True)
+    angle = rng.uniform(-3, 3, size=(5, 4))
+    expect = axis_angle_to_matrix(axis * angle[..., None])
+    np.testing.assert_allclose(rotate_about(T(axis), T(angle)).numpy(), expect, atol=1e-12)
     eye = np.broadcast_to(np.eye(3), (2, 3, 3))
-    assert np.array_equal(axis_angle_to_matrix(np.zeros((2, 3))), eye)
+    assert np.array_equal(rotate_about(T(axis[0, :2]), torch.zeros(2, dtype=torch.float64)), eye)
 
 
-def test_rest_pose_is_exact(rig, tpl):
+def test_rest_pose_is_exact(body, rig, tpl):
     rng = np.random.default_rng(1)
     verts = tpl.vertices[None] + rng.normal(scale=0.01, size=(2,) + tpl.vertices.shape)
     eye = np.broadcast_to(np.eye(3), (2, J, 3, 3))
-    out = pose_meshes(verts, eye, rig)
-    assert np.array_equal(out.vertices, verts)
-    assert np.array_equal(out.joints, regress_joints(verts, rig.regressor))
+    joints = body.joints(verts)
+    posed, posed_joints = skin(verts, joints, eye, rig)
+    assert np.array_equal(posed, verts)
+    assert np.array_equal(posed_joints, joints)
+    np.testing.assert_allclose(joints, np.einsum("jv,bvd->bjd", rig.regressor, verts), atol=1e-12)
 
 
-def test_batched_lbs_equals_per_sample(rig, tpl):
+def test_batched_lbs_equals_per_sample(body, rig, tpl):
     rng = np.random.default_rng(2)
     verts = tpl.vertices[None] + rng.normal(scale=0.01, size=(3,) + tpl.vertices.shape)
-    joints = regress_joints(verts, rig.regressor)
+    joints = body.joints(verts)
     rots = random_rotations(rng, (3, J), 0.5)
-    batch = lbs(verts, joints, rots, rig.weights, rig.parents)
+    batch = skin(verts, joints, rots, rig)
     for b in range(3):
-        one = lbs(verts[b:b + 1], joints[b:b + 1], rots[b:b + 1], rig.weights, rig.parents)
-        np.testing.assert_allclose(batch.vertices[b], one.vertices[0], atol=1e-12)
-        np.testing.assert_allclose(batch.joints[b], one.joints[0], atol=1e-12)
+        one = skin(verts[b:b + 1], joints[b:b + 1], rots[b:b + 1], rig)
+        np.testing.assert_allclose(batch[0][b], one[0][0], atol=1e-12)
+        np.testing.assert_allclose(batch[1][b], one[1][0], atol=1e-12)
 
 
 def test_root_rotation_is_rigid(rig, tpl, joints):
@@ -145,17 +164,18 @@ def test_root_rotation_is_rigid(rig, tpl, joints):
     rot = np.broadcast_to(np.eye(3), (1, J, 3, 3)).copy()
     r = Rotation.from_euler("xyz", [0.3, -0.2, 0.7]).as_matrix()
     rot[0, 0] = r
-    out = lbs(tpl.vertices[None], joints[None], rot, rig.weights, rig.parents)
+    out_v, out_j = skin(tpl.vertices[None], joints[None], rot, rig)
     pelvis = joints[0]
-    np.testing.assert_allclose(out.vertices[0], (tpl.vertices - pelvis) @ r.T + pelvis, atol=1e-6)
-    np.testing.assert_allclose(out.joints[0], (joints - pelvis) @ r.T + pelvis, atol=1e-12)
+    np.testing.assert_allclose(out_v[0], (tpl.vertices - pelvis) @ r.T + pelvis, atol=1e-6)
+    np.testing.assert_allclose(out_j[0], (joints - pelvis) @ r.T + pelvis, atol=1e-12)
 
 
 def test_hip_rotation_moves_leg_rigidly(rig, joints):
     rot = np.broadcast_to(np.eye(3), (1, J, 3, 3)).copy()
     r = Rotation.from_rotvec([0.4, 0.1, -0.2]).as_matrix()
     rot[0, idx("hip_l")] = r
-    a = forward_kinematics(rot, joints[None], rig.parents)[0]
+    a = forward_kinematics(T(rot), T(joints[None]), tuple(int(p) for p in rig.parents))[0]
+    a = a.numpy()
     posed = np.einsum("jik,jk->ji", a[:, :3, :3], joints) + a[:, :3, 3]
     hip = joints[idx("hip_l")]
     leg = [idx("knee_l"), idx("ankle_l")]
@@ -173,10 +193,11 @@ def test_chain_composes(rig, joints):
     rot = np.broadcast_to(np.eye(3), (1, J, 3, 3)).copy()
     rs, rn = random_rotations(rng, (2,), 0.6)
     rot[0, idx("spine")], rot[0, idx("neck")] = rs, rn
-    out = lbs(np.zeros((1, 1, 3)), joints[None], rot, np.zeros((1, J)), rig.parents)
+    out = lbs(torch.zeros(1, 1, 3, dtype=torch.float64), T(joints[None]), T(rot),
+              torch.zeros(1, J, dtype=torch.float64), tuple(int(p) for p in rig.parents))
     s, n, h = joints[idx("spine")], joints[idx("neck")], joints[idx("head")]
     expect = s + rs @ (n - s) + rs @ rn @ (h - n)
-    np.testing.assert_allclose(out.joints[0, idx("head")], expect, atol=1e-12)
+    np.testing.assert_allclose(out.joints[0, idx("head")].numpy(), expect, atol=1e-12)
 
 
 def test_lbs_finite_difference(rig, tpl, joints):
@@ -184,7 +205,7 @@ def test_lbs_finite_difference(rig, tpl, joints):
     e, k, eps = idx("elbow_l"), np.array([0.0, 0.6, 0.8]), 1e-6
     rot = np.broadcast_to(np.eye(3), (1, J, 3, 3)).copy()
     rot[0, e] = axis_angle_to_matrix(eps * k)
-    moved = lbs(tpl.vertices[None], joints[None], rot, rig.weights, rig.parents).vertices[0]
+    moved = skin(tpl.vertices[None], joints[None], rot, rig)[0][0]
     w = rig.weights[:, e:e + 1] + rig.weights[:, [idx("wrist_l")]]
     expect = w * np.cross(k, tpl.vertices - joints[e])
     np.testing.assert_allclose((moved - tpl.vertices) / eps, expect, atol=1e-5)

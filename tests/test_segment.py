@@ -8,11 +8,9 @@ import numpy as np
 import pytest
 
 from bodyshape import segment as S
-from bodyshape.render.photo import body_regions, photo_camera, render_photo, rotate_about_z
+from bodyshape.body import POSE_NAMES, BodyModel
+from bodyshape.render.photo import body_regions, photo_camera, render_photo
 from bodyshape.render.raster import silhouette
-from bodyshape.shape.pca import ShapeModel
-from bodyshape.shape.rig import (JOINT_NAMES, N_JOINTS, axis_angle_to_matrix, load_rig,
-                                 pose_meshes)
 
 MODEL = Path(__file__).resolve().parents[1] / "src" / "bodyshape" / "data" / "shape_model.npz"
 W, H = 480, 640
@@ -24,17 +22,17 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def model():
-    return ShapeModel.load(MODEL)
+    return BodyModel.load(MODEL)
 
 
 @pytest.fixture(scope="module")
 def scenes(model):
     """{"front"/"side": (image, exact silhouette)} of the mean body at 480x640."""
-    body = model.mean.astype(np.float64)
+    body = model.shape.mean.astype(np.float64)
     out = {}
-    for view, verts in (("front", body), ("side", rotate_about_z(body, np.pi / 2))):
+    for view, verts in (("front", body), ("side", model.turn(body, np.pi / 2))):
         cam = photo_camera(verts, W, H)
-        photo = render_photo(verts, model.faces, cam, np.random.default_rng(0))
+        photo = render_photo(model, verts, cam, np.random.default_rng(0))
         out[view] = (photo.image, silhouette(verts, model.faces, cam), photo)
     return out
 
@@ -58,9 +56,9 @@ def test_render_photo_matches_silhouette(scenes):
     assert image[~sil].std() > 1.0
 
 
-def test_rotate_about_z_turns_body_to_face_plus_x(model):
-    body = model.mean.astype(np.float64)
-    turned = rotate_about_z(body, np.pi / 2)
+def test_a_quarter_turn_makes_the_body_face_plus_x(model):
+    body = model.shape.mean.astype(np.float64)
+    turned = model.turn(body, np.pi / 2)
     c = 0.5 * (body.min(0) + body.max(0))
     # The front (-Y) goes to +X, the subject's left (+X) to +Y, heights stay.
     assert np.allclose(turned[:, 0] - c[0], -(body[:, 1] - c[1]), atol=1e-9)
@@ -69,8 +67,8 @@ def test_rotate_about_z_turns_body_to_face_plus_x(model):
 
 
 def test_body_regions_cover_plausible_areas(model):
-    fields = body_regions(model.mean.astype(np.float64))
-    z = model.mean[:, 2]
+    fields = body_regions(model, model.shape.mean.astype(np.float64))
+    z = model.shape.mean[:, 2]
     hair, top, shorts = (fields[:, k] > 0 for k in range(3))
     assert hair.any() and top.any() and shorts.any()
     assert z[hair].min() > z[top].max() - 0.05 > z[shorts].max() - 0.3
@@ -133,10 +131,10 @@ def test_two_people_side_by_side(segmenter, scenes):
 
 
 def test_two_bodies_in_one_render(segmenter, model):
-    body = model.mean.astype(np.float64)
+    body = model.shape.mean.astype(np.float64)
     two = np.stack([body - [0.6, 0.0, 0.0], body + [0.6, 0.0, 0.0]])
     cam = photo_camera(two, H, W)  # landscape
-    image = render_photo(two, model.faces, cam, np.random.default_rng(1)).image
+    image = render_photo(model, two, cam, np.random.default_rng(1)).image
     with pytest.raises(S.MultiplePeopleError):
         S.check_photo(segmenter.segment(image), "front")
 
@@ -158,14 +156,12 @@ def test_small_person(segmenter, scenes):
 
 
 def test_arms_close_to_body_warns(segmenter, model):
-    rig = load_rig()
-    aa = np.zeros((1, N_JOINTS, 3))
-    down = rig.rest_arm_angle - np.deg2rad(5.0)  # arms nearly hanging
-    aa[0, JOINT_NAMES.index("shoulder_l")] = [0.0, down[0], 0.0]
-    aa[0, JOINT_NAMES.index("shoulder_r")] = [0.0, -down[1], 0.0]
-    body = pose_meshes(model.mean[None].astype(np.float64), axis_angle_to_matrix(aa)).vertices[0]
+    angles = np.zeros(len(POSE_NAMES))
+    angles[[POSE_NAMES.index("arm_abduction_l"), POSE_NAMES.index("arm_abduction_r")]] = \
+        np.deg2rad(5.0)  # arms nearly hanging
+    body = model.pose(model.shape.mean.astype(np.float64), angles)
     cam = photo_camera(body, W, H)
-    seg = segmenter.segment(render_photo(body, model.faces, cam, np.random.default_rng(2)).image)
+    seg = segmenter.segment(render_photo(model, body, cam, np.random.default_rng(2)).image)
     S.check_photo(seg, "front")  # a warning, not an error
     assert any("arms" in w for w in S.warnings_for(seg, "front"))
 

@@ -2,14 +2,14 @@
 
 import numpy as np
 
-from bodyshape.cli import DEFAULT_MODEL
+from bodyshape.assets import DEFAULT_SHAPE_MODEL
 from bodyshape.shape.pca import ShapeModel
 from bodyshape.shape.template import load_template
 
 
 def test_shipped_model_matches_template():
     t = load_template()
-    m = ShapeModel.load(DEFAULT_MODEL)
+    m = ShapeModel.load(DEFAULT_SHAPE_MODEL)
     assert m.template_hash == t.hash
     assert tuple(m.landmark_names) == t.landmark_names
     assert m.n_components == 50 and m.n_vertices == len(t.vertices)

@@ -10,21 +10,21 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import SMALL  # shared tiny-network config
 
+from bodyshape.body import BodyModel
 from bodyshape.checkpoint import CheckpointError, load_checkpoint
 from bodyshape.cli import main
 from bodyshape.evaluate import evaluate, markdown
 from bodyshape.shape.pca import ShapeModel
 from bodyshape.train import StageData, TrainConfig, train_stage
 
-from conftest import SMALL  # shared tiny-network config
-
 
 def test_checkpoint_is_self_describing(data, branches):
-    root, model = data
+    root, body = data
     ck = load_checkpoint(branches["front"])
     assert ck.spec.kind == "view" and ck.spec.view == "front"
-    assert ck.shape_model_hash == model.model_hash
+    assert ck.shape_model_hash == body.shape.model_hash
     assert ck.calibration["canvas_height"] == 64
     assert ck.train["epoch"] == 1 and ck.z_mean.shape == (4,)
     assert (branches["front"].parent / "history.csv").is_file()
@@ -84,10 +84,10 @@ def test_fusion_needs_the_right_branches(data, branches, tmp_path):
                                      branches["side"]), tmp_path / mode, progress=False)
         fused = load_checkpoint(path)
         assert fused.spec.kind == "fusion"
-    if True:  # frozen branches keep the front branch's weights
-        ref = load_checkpoint(branches["front"]).model.state_dict()
-        got = load_checkpoint(tmp_path / "frozen" / "checkpoint.pt").model.front.state_dict()
-        assert all(torch.equal(ref[k], got[k]) for k in ref)
+    # frozen branches keep the front branch's weights
+    ref = load_checkpoint(branches["front"]).model.state_dict()
+    got = load_checkpoint(tmp_path / "frozen" / "checkpoint.pt").model.front.state_dict()
+    assert all(torch.equal(ref[k], got[k]) for k in ref)
     with pytest.raises(ValueError, match="not a side view"):
         train_stage(TrainConfig(stage="fusion", epochs=1, **SMALL),
                     StageData(root / "train", None, model, branches["front"],
@@ -98,10 +98,11 @@ def test_fusion_needs_the_right_branches(data, branches, tmp_path):
 
 
 def test_other_shape_model_is_refused(data, branches, tmp_path):
-    root, model = data
-    other = ShapeModel.fit(model.decode(np.random.default_rng(0).standard_normal((8, 4))
-                                        .astype(np.float32) * model.std),
-                           model.faces, model.template_hash, n_components=3)
+    root, body = data
+    model = body.shape
+    other = BodyModel.load(ShapeModel.fit(
+        model.decode(np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32)
+                     * model.std), model.faces, model.template_hash, n_components=3))
     with pytest.raises(ValueError, match="another shape model"):
         train_stage(TrainConfig(stage="front", epochs=1, **SMALL),
                     StageData(root / "train", None, other), tmp_path / "x", progress=False)
@@ -166,7 +167,7 @@ def test_viz_features_writes_grids_per_view_and_layer(branches, data, tmp_path):
 
     root, model = data
     # Full-frame masks: a stored canvas upscaled stands in for a segmented photo.
-    from bodyshape.synth.shards import read_shard
+    from bodyshape.dataset.shard_format import read_shard
     masks = read_shard(root / "val" / "shard-00000.npz").masks[0]
     for name, m in (("f.png", masks[0]), ("s.png", masks[1])):
         cv2.imwrite(str(tmp_path / name), cv2.resize(m, (256, 256),

@@ -1,7 +1,7 @@
 """The web API (bodyshape.web) through FastAPI's TestClient, with the shipped model.
 
 One Predictor is loaded for the module; apps with other limits reuse it. A prediction of the
-example photos takes about a second.
+example photos takes a fraction of a second (docs/BENCHMARKS.md, *Prediction*).
 """
 
 from __future__ import annotations
@@ -54,6 +54,13 @@ def post(client, front=FRONT, side=SIDE, height=HEIGHT, sex=None, fit_pose=None,
     if fit_pose is not None:
         data["fit_pose"] = fit_pose
     return client.post("/api/predict", files=parts, data=data)
+
+
+def error_of(r) -> str:
+    """The message of an error response, which must be exactly ``{"error": "..."}``."""
+    body = r.json()
+    assert set(body) == {"error"} and isinstance(body["error"], str), body
+    return body["error"]
 
 
 def png_bytes(image: Image.Image) -> bytes:
@@ -166,9 +173,8 @@ def test_bad_uploads(client, case, status, message):
     }[case]
     r = post(client, **kwargs)
     assert r.status_code == status, r.text
-    body = r.json()
-    assert set(body) == {"error"} and message in body["error"]
-    assert "/tmp" not in body["error"]  # no server paths in messages
+    assert message in error_of(r)
+    assert "/tmp" not in error_of(r)  # no server paths in messages
 
 
 @pytest.fixture(scope="module")
@@ -181,14 +187,14 @@ def tiny(predictor):
 def test_size_limit_per_file(tiny):
     r = post(tiny)  # ~300 KB photos: the request fits, each file does not
     assert r.status_code == 413
-    assert r.json()["error"].startswith("the front photo is larger than 0.0097")
+    assert error_of(r).startswith("the front photo is larger than 0.0097")
 
 
 def test_size_limit_from_content_length(tiny):
     big = os.urandom(2 * 1024 * 1024)
     r = post(tiny, front=b"\xff\xd8\xff" + big)
     assert r.status_code == 413
-    assert r.json()["error"].startswith("the upload is larger than")
+    assert error_of(r).startswith("the upload is larger than")
 
 
 def test_size_limit_while_streaming(tiny):
@@ -203,7 +209,7 @@ def test_size_limit_while_streaming(tiny):
     r = tiny.post("/api/predict", content=chunks(),
                   headers={"content-type": "multipart/form-data; boundary=zzz"})
     assert r.status_code == 413
-    assert r.json()["error"].startswith("the upload is larger than")
+    assert error_of(r).startswith("the upload is larger than")
 
 
 def test_type_check_uses_magic_bytes(client):
@@ -211,11 +217,11 @@ def test_type_check_uses_magic_bytes(client):
     text file called .png is refused."""
     grey = png_bytes(Image.new("RGB", (300, 400), (10, 10, 10)))
     r = post(client, front=grey)
-    assert r.status_code == 422 and "single colour" in r.json()["error"]
+    assert r.status_code == 422 and "single colour" in error_of(r)
     r = client.post("/api/predict", files={"front": ("a.png", b"<svg/>", "image/png"),
                                            "side": ("b.jpg", SIDE, "image/jpeg")},
                     data={"height_cm": HEIGHT})
-    assert r.status_code == 415
+    assert r.status_code == 415 and "not a JPEG or PNG" in error_of(r)
 
 
 @pytest.mark.parametrize("path", [
@@ -233,7 +239,26 @@ def test_type_check_uses_magic_bytes(client):
 def test_results_route_refuses_traversal(client, result, path):
     r = client.get(path.format(id=result["id"], ID=result["id"].upper()))
     assert r.status_code == 404
-    assert "error" in r.json() or "detail" in r.json()
+    assert "/etc" not in error_of(r)
+
+
+def test_framework_errors_use_the_error_body(predictor):
+    """FastAPI's own answers (unknown route, wrong method, form validation) and an unexpected
+    exception all come back as exactly ``{"error": "..."}``."""
+    app = create_app(predictor)
+
+    @app.get("/api/boom")
+    async def boom():
+        raise RuntimeError("secret /tmp/x")
+
+    with TestClient(app, raise_server_exceptions=False) as c:
+        for method, path, status in [("get", "/api/nope", 404), ("get", "/static/nope.js", 404),
+                                     ("delete", "/api/health", 405),
+                                     ("post", "/api/predict", 422), ("get", "/api/boom", 500)]:
+            r = getattr(c, method)(path)
+            assert r.status_code == status, (path, r.text)
+            message = error_of(r)
+            assert message and "/tmp" not in message, (path, message)
 
 
 def test_results_expire(predictor, tmp_path):
@@ -307,7 +332,7 @@ def test_queue_limit(predictor):
             time.sleep(0.02)
         r = post(c)
         first.join()
-    assert r.status_code == 503 and "busy" in r.json()["error"]
+    assert r.status_code == 503 and "busy" in error_of(r)
     assert r.headers["retry-after"] == "5"
 
 

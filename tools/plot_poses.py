@@ -12,10 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bodyshape.body import BodyModel, PoseParams
 from bodyshape.plotting import bodies_figure
-from bodyshape.shape.rig import load_rig, pose_meshes
-from bodyshape.shape.template import load_template
-from bodyshape.synth.poses import PoseParams, pose_rotations, rest_pose_params, sample_poses
+from bodyshape.synth.poses import sample_poses
 
 ROOT = Path(__file__).resolve().parents[1]
 logger = logging.getLogger("plot_poses")
@@ -28,16 +27,15 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "docs" / "poses.png"))
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    rig, template = load_rig(), load_template()
+    body = BodyModel.load()
+    template = body.template
     sampled = sample_poses(np.random.default_rng(a.seed), a.n - 1)
-    params = PoseParams(np.concatenate([rest_pose_params(1, rig.rest_arm_angle).angles,
-                                        sampled.angles]))
-    rotations = pose_rotations(params, rig.rest_arm_angle)
+    params = PoseParams(np.concatenate([body.rest_pose(1).angles, sampled.angles]))
     verts = np.broadcast_to(template.vertices, (len(params),) + template.vertices.shape)
-    posed = pose_meshes(verts, rotations, rig)
+    posed = body.pose(verts, params.angles)
     arms = np.degrees(params.angles[:, :2])
     labels = ["rest (A-pose)"] + [f"arms {l:.0f}/{r:.0f} deg" for l, r in arms[1:]]
-    bodies_figure(posed.vertices, template.faces, a.out, labels, per_row=a.n,
+    bodies_figure(posed, body.faces, a.out, labels, per_row=a.n,
                   title="Template in sampled poses (16-joint rig, LBS); first: rest pose")
     logger.info("wrote %s", a.out)
 

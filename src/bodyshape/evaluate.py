@@ -24,15 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bodyshape.body import BodyModel
 from bodyshape.checkpoint import Checkpoint
+from bodyshape.dataset.stream import ShardDataset
 from bodyshape.measure import body_stats
 from bodyshape.render.camera import Camera
 from bodyshape.render.raster import mask_iou, silhouette
 from bodyshape.shape.pca import ShapeModel
-from bodyshape.shape.rig import load_rig, pose_meshes
-from bodyshape.synth.dataset import ShardDataset
-from bodyshape.shape.rig import yaw_about_centre
-from bodyshape.synth.poses import PoseParams, pose_rotations
 
 logger = logging.getLogger(__name__)
 
@@ -97,13 +95,11 @@ def predict_dataset(ckpt: Checkpoint, root: str | os.PathLike, model: ShapeModel
                        np.concatenate(sexes)[:n], np.concatenate(statures)[:n], items[:n])
 
 
-def reprojection_iou(rest: np.ndarray, items: list[dict], faces: np.ndarray) -> np.ndarray:
+def reprojection_iou(body: BodyModel, rest: np.ndarray, items: list[dict]) -> np.ndarray:
     """(N, 2) exact IoU of rest meshes (N, V, 3) posed and seen like their samples, against
     the samples' stored canvases (front, side)."""
-    rig = load_rig()
     angles = np.stack([it["pose_angles"] for it in items]).astype(np.float64)
-    posed = pose_meshes(rest.astype(np.float64),
-                        pose_rotations(PoseParams(angles), rig.rest_arm_angle), rig).vertices
+    posed = body.pose(rest.astype(np.float64), angles)
     out = np.zeros((len(items), 2))
     for i, it in enumerate(items):
         for v, name in enumerate(("front", "side")):
@@ -113,22 +109,22 @@ def reprojection_iou(rest: np.ndarray, items: list[dict], faces: np.ndarray) -> 
             u, _, vt = np.linalg.svd(it["camera_R"][v].astype(np.float64))
             cam = Camera(it["canvas_K"][v].astype(np.float64), u @ vt,
                          it["camera_t"][v].astype(np.float64), w, h)
-            sil = silhouette(yaw_about_centre(posed[i], float(it["yaw"][v])), faces, cam,
+            sil = silhouette(body.turn(posed[i], float(it["yaw"][v])), body.faces, cam,
                              closed=True)
             out[i, v] = mask_iou(sil, target)
     return out
 
 
-def metrics(pred: Predictions, model: ShapeModel, v_pred: np.ndarray | None = None
+def metrics(pred: Predictions, body: BodyModel, v_pred: np.ndarray | None = None
             ) -> dict[str, np.ndarray]:
     """Per-sample metric arrays (N,) named ``METRICS``, plus ``bmi`` and ``sex``.
 
     ``v_pred`` (N, V, 3) overrides the decoded predictions (for baselines)."""
     if v_pred is None:
-        v_pred = model.decode(pred.coeffs_pred.astype(np.float64))
-    v_true = model.decode(pred.coeffs_true.astype(np.float64))
-    a, b = body_stats(v_pred), body_stats(v_true)
-    iou = reprojection_iou(v_pred, pred.items, model.faces)
+        v_pred = body.shape.decode(pred.coeffs_pred.astype(np.float64))
+    v_true = body.shape.decode(pred.coeffs_true.astype(np.float64))
+    a, b = body_stats(v_pred, body.template), body_stats(v_true, body.template)
+    iou = reprojection_iou(body, v_pred, pred.items)
     return {
         "vertex_mm": np.linalg.norm(v_pred - v_true, axis=-1).mean(axis=-1) * 1e3,
         "stature_mm": np.abs(a.stature - b.stature) * 1e3,
@@ -175,16 +171,16 @@ def summarize(per_sample: dict[str, np.ndarray]) -> dict:
     return out
 
 
-def evaluate(ckpt: Checkpoint, root: str | os.PathLike, model: ShapeModel,
+def evaluate(ckpt: Checkpoint, root: str | os.PathLike, body: BodyModel,
              limit: int | None = None, sex_known: bool = True, baseline: bool = False
              ) -> dict:
     """The full report (``summarize``) of a checkpoint on a held-out set; with
     ``baseline`` also the height-only baseline's under ``report["height_only"]``."""
-    pred = predict_dataset(ckpt, root, model, limit, sex_known=sex_known)
-    report = summarize(metrics(pred, model))
+    pred = predict_dataset(ckpt, root, body.shape, limit, sex_known=sex_known)
+    report = summarize(metrics(pred, body))
     if baseline:
-        report["height_only"] = summarize(metrics(pred, model, height_only(model,
-                                                                             pred.stature)))
+        report["height_only"] = summarize(metrics(pred, body, height_only(body.shape,
+                                                                            pred.stature)))
     report["checkpoint"] = str(ckpt.path) if ckpt.path else None
     report["data"] = str(Path(root))
     report["sex_known"] = sex_known

@@ -1,8 +1,15 @@
 """Atomic file output.
 
-Every stage writes through these helpers so that a killed run never leaves a half-written
-file or folder behind: data goes to a temporary sibling first and is renamed into place
-(``os.replace`` is atomic on POSIX within one file system).
+Data goes to a temporary sibling first and is renamed into place (``os.replace`` is atomic
+on POSIX within one file system), so a killed run never leaves a half-written file or folder
+behind. Most outputs go through these helpers: shape models and registered meshes,
+synthetic data shards, checkpoints (``checkpoint.save_checkpoint``, which ``train.py`` uses
+for ``checkpoint.pt``), prediction results and ``bodyshape eval --out``'s JSON report.
+
+Not all: ``train.py`` writes ``history.csv`` through its own temporary file and
+``os.replace`` (atomic too) and ``loss.png`` with matplotlib's ``savefig`` directly, and
+``bodyshape eval --out`` writes its ``.md`` table with a plain ``Path.write_text``; those
+two can be left half-written by a kill.
 """
 
 from __future__ import annotations

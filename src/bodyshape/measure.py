@@ -21,7 +21,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import ConvexHull, QhullError, cKDTree
 
-from bodyshape.shape.template import Template, load_template
+from bodyshape.shape.template import Template
 
 logger = logging.getLogger(__name__)
 
@@ -45,10 +45,10 @@ def _plane_basis(normal: np.ndarray) -> np.ndarray:
 def _plane_segments(vertices: np.ndarray, faces: np.ndarray, dist: np.ndarray) -> np.ndarray:
     """(S, 2, 3) cuts of the plane ``dist == 0`` through the triangles ``faces``.
 
-    Written out (instead of trimesh's ``mesh_plane``) because prediction measures a body
-    with ~30 slices and building a ``Trimesh`` per slice cost most of the time. A vertex
-    exactly on the plane counts as above it, so each cut triangle has one vertex alone on
-    its side, and the cut joins the crossings of the two edges leaving that vertex.
+    Plain numpy on the face and vertex arrays, with no mesh object built per slice:
+    measuring one body takes 28 slices (counted in docs/BENCHMARKS.md, "Tape measurements").
+    A vertex exactly on the plane counts as above it, so each cut triangle has one vertex
+    alone on its side, and the cut joins the crossings of the two edges leaving that vertex.
     """
     d = dist[faces]  # (F, 3)
     up = d >= 0
@@ -78,8 +78,8 @@ def slice_loops(vertices: np.ndarray, faces: np.ndarray, origin, normal) -> list
     """
     normal = np.asarray(normal, float) / np.linalg.norm(normal)
     origin = np.asarray(origin, float)
-    # Only triangles that reach both sides of the plane can be cut: handing trimesh just those
-    # (a few hundred of ~27k) gives the same segments several times faster.
+    # Only triangles that reach both sides of the plane can be cut: cutting just those (a few
+    # hundred of ~27k) in _plane_segments gives the same segments several times faster.
     dist = (vertices - origin) @ normal  # (V,) signed distances
     below, above = (dist <= 0)[faces], (dist >= 0)[faces]  # (F, 3) each
     # (Column ORs: numpy's min/max over a length-3 axis is several times slower.)
@@ -218,16 +218,16 @@ def _torso_girths(v: np.ndarray, faces: np.ndarray, lm: dict[str, np.ndarray]) -
     }
 
 
-def body_stats(vertices: np.ndarray, template: Template | None = None) -> BodyStats:
-    """Stature, volume and chest/waist/hip girths of template-topology meshes (B, V, 3)."""
-    t = template or load_template()
+def body_stats(vertices: np.ndarray, template: Template) -> BodyStats:
+    """Stature, volume and chest/waist/hip girths of template-topology meshes (B, V, 3);
+    ``template`` (``BodyModel.template``) supplies the faces and landmarks."""
     vertices = np.asarray(vertices, np.float64)
-    lm = _landmarks(vertices, t)
-    rows = [_torso_girths(v, t.faces, {k: p[b] for k, p in lm.items()})
+    lm = _landmarks(vertices, template)
+    rows = [_torso_girths(v, template.faces, {k: p[b] for k, p in lm.items()})
             for b, v in enumerate(vertices)]
     return BodyStats(
         stature=np.ptp(vertices[..., 2], axis=-1),
-        volume=mesh_volume(vertices, t.faces),
+        volume=mesh_volume(vertices, template.faces),
         **{k: np.array([r[k] for r in rows]) for k in ("chest", "waist", "hip")},
     )
 
@@ -408,16 +408,16 @@ def _measure_one(v: np.ndarray, faces: np.ndarray, lm: dict[str, np.ndarray]) ->
     return out
 
 
-def measure_bodies(vertices: np.ndarray, template: Template | None = None) -> Measurements:
+def measure_bodies(vertices: np.ndarray, template: Template) -> Measurements:
     """The tape-measurement set of template-topology meshes.
 
     Args:
         vertices: (B, V, 3) meters, canonical A-pose, Z up, facing -Y (the template frame).
-        template: the template supplying faces and landmarks (default: the shipped one).
+        template: the template supplying faces and landmarks (``BodyModel.template``).
     Returns:
         :class:`Measurements`, every field (B,) in centimeters.
     """
-    t = template or load_template()
+    t = template
     vertices = np.asarray(vertices, np.float64)
     if vertices.ndim != 3 or vertices.shape[1:] != t.vertices.shape:
         raise ValueError(f"expected (B, {len(t.vertices)}, 3) vertices, got {vertices.shape}")

@@ -24,9 +24,9 @@ import cv2
 import numpy as np
 import trimesh
 
+from bodyshape.body.pose import POSE_NAMES
 from bodyshape.fileio import atomic_dir
 from bodyshape.predict import Prediction, ViewFit
-from bodyshape.synth.poses import POSE_NAMES
 
 OVERLAY_HEIGHT = 640  # px of each panel in overlay.png
 

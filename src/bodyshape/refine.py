@@ -4,7 +4,7 @@ The network predicts the *shape* in the canonical A-pose; the person in the phot
 some other pose (arms higher or lower, legs apart, a lean). This module fits, by Adam on the
 differentiable soft rasterizer (``render.soft``, "contour" mode), in two phases:
 
-1. **pose** (always): the 16 pose angles of ``synth.poses`` (starting at the rest pose) and,
+1. **pose** (always): the 16 pose angles of ``body.pose`` (starting at the rest pose) and,
    per view, a small zoom and shift of the canvas camera (calibration centres the silhouette's
    box, which moves when the arms move), with the shape fixed;
 2. **shape** (optional, ``shape=True``): the whitened shape coefficients z as well, pulled
@@ -17,7 +17,7 @@ The objective is
 
 where a pose angle is only penalized outside the ranges the synthetic data was drawn from
 (``PoseSpec``). Each step decodes z, scales the mesh to the given height (about its feet, as
-prediction does), poses it with the shipped rig in torch (``nets.posing``), turns it for the
+prediction does), poses it with the rig (``body.kinematics``), turns it for the
 view about its box centre, maps it to the coarse template and renders it. The iterate with
 the best IoU sum is returned, so fitting never lowers the soft IoU it started from.
 """
@@ -30,20 +30,21 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from bodyshape.body import BodyModel, PoseSpec
+from bodyshape.body.kinematics import (
+    lbs,
+    pose_rotations,
+    regress_joints,
+    scale_to_height,
+    yaw_about_centre,
+)
 from bodyshape.nets.losses import soft_iou
 from bodyshape.nets.models import MeshDecoder
-from bodyshape.nets.posing import lbs, pose_rotations, yaw_about_centre
 from bodyshape.nets.reproject import scale_intrinsics
 from bodyshape.render.camera import Camera
 from bodyshape.render.raster import mask_iou, silhouette
 from bodyshape.render.soft import project, soft_silhouette
-from bodyshape.shape.coarse import load_coarse, to_coarse
-from bodyshape.shape.pca import ShapeModel
-from bodyshape.shape.rig import JOINT_NAMES, Rig, load_rig, pose_meshes
-from bodyshape.shape.rig import yaw_about_centre as yaw_numpy
-from bodyshape.synth.poses import POSE_NAMES, PoseParams, PoseSpec
-from bodyshape.synth.poses import pose_rotations as pose_rotations_numpy
-from bodyshape.synth.poses import rest_pose_params
+from bodyshape.shape.coarse import to_coarse
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class SilhouetteFit:
 
     Attributes:
         coeffs: (K,) raw shape coefficients, meters (the input ones unless ``shape``).
-        pose_angles: (P,) fitted pose, radians, ``synth.poses.POSE_NAMES`` order.
+        pose_angles: (P,) fitted pose, radians, ``body.pose.POSE_NAMES`` order.
         cameras: per view, the canvas camera with the fitted zoom and shift folded into K.
         soft_iou: per view, the soft IoU of the returned iterate.
         soft_iou_start: per view, the soft IoU of the A-pose start (network shape, input
@@ -68,15 +69,6 @@ class SilhouetteFit:
     soft_iou_start: tuple[float, ...]
 
 
-def scale_to_height_torch(v: torch.Tensor, height_m: float) -> torch.Tensor:
-    """Torch twin of ``predict.scale_to_height`` for one (V, 3) mesh (tested equal)."""
-    lo, hi = v.amin(0), v.amax(0)
-    s = height_m / (hi[2] - lo[2])
-    centre = 0.5 * (lo + hi)
-    anchor = torch.stack([centre[0], centre[1], lo[2]])
-    return anchor + (v - anchor) * s
-
-
 def _zoom_shift(log_zoom: torch.Tensor, shift: torch.Tensor, width: int, height: int
                 ) -> torch.Tensor:
     """(3, 3) pixel map: zoom by exp(log_zoom) about the canvas centre, then shift (px)."""
@@ -87,16 +79,16 @@ def _zoom_shift(log_zoom: torch.Tensor, shift: torch.Tensor, width: int, height:
                         zero, zero, one]).view(3, 3)
 
 
-def fit_silhouettes(model: ShapeModel, coeffs: np.ndarray, height_m: float,
+def fit_silhouettes(body: BodyModel, coeffs: np.ndarray, height_m: float,
                     views: list[tuple[np.ndarray, Camera, float]], shape: bool = False,
                     pose_steps: int = 40, shape_steps: int = 30, lr_pose: float = 0.02,
                     lr_shape: float = 0.05, prior: float = 0.05, pose_prior: float = 1.0,
-                    sigma: float = 0.3, grid: int = 128, rig: Rig | None = None,
-                    pose_spec: PoseSpec = PoseSpec()) -> SilhouetteFit:
+                    sigma: float = 0.3, grid: int = 128, pose_spec: PoseSpec = PoseSpec()
+                    ) -> SilhouetteFit:
     """Fit pose (and optionally shape) to the calibrated input silhouettes (module docs).
 
     Args:
-        model: the shape model.
+        body: the body model.
         coeffs: (K,) the network's raw coefficients, meters.
         height_m: the person's height.
         views: per view (target canvas (h, w) in [0, 1], canvas camera, view yaw radians) as
@@ -112,30 +104,28 @@ def fit_silhouettes(model: ShapeModel, coeffs: np.ndarray, height_m: float,
             downsampled by an integer factor (area average), for speed.
     """
     with torch.enable_grad():  # prediction runs under no_grad
-        return _fit(model, coeffs, height_m, views, shape, pose_steps, shape_steps, lr_pose,
-                    lr_shape, prior, pose_prior, sigma, grid, rig or load_rig(), pose_spec)
+        return _fit(body, coeffs, height_m, views, shape, pose_steps, shape_steps, lr_pose,
+                    lr_shape, prior, pose_prior, sigma, grid, pose_spec)
 
 
-def _fit(model, coeffs, height_m, views, shape, pose_steps, shape_steps, lr_pose, lr_shape,
-         prior, pose_prior, sigma, grid, rig, pose_spec) -> SilhouetteFit:
+def _fit(body, coeffs, height_m, views, shape, pose_steps, shape_steps, lr_pose, lr_shape,
+         prior, pose_prior, sigma, grid, pose_spec) -> SilhouetteFit:
     dt = torch.float32
     k = len(coeffs)
-    decoder = MeshDecoder.from_shape_model(model, n_components=k)
-    coarse = load_coarse()
-    faces = torch.tensor(coarse.faces)  # a copy: the loaded array is read-only
-    regressor = torch.tensor(rig.regressor, dtype=dt)
+    decoder = MeshDecoder.from_shape_model(body.shape, n_components=k)
+    faces = torch.tensor(body.coarse.faces)  # a copy: the loaded array is read-only
+    regressor = body.regressor.to(dt)
     # Skin the coarse mesh directly (its vertices' weights are the barycentric blend of the
     # template's): posing 1.2k vertices instead of 13k, the same up to second-order terms.
-    weights = torch.tensor(np.einsum("ck,ckj->cj", coarse.map_weight,
-                                     rig.weights[coarse.map_index]), dtype=dt)
-    parents = [int(p) for p in rig.parents]
-    std = model.std[:k].astype(np.float64)
+    weights = body.coarse_weights.to(dt)
+    rest_arm = body.rest_arm_angle.to(dt)
+    std = body.shape.std[:k].astype(np.float64)
     z0 = torch.tensor(coeffs / std, dtype=dt)
     ranges = torch.tensor(pose_spec.ranges_rad(), dtype=dt)  # (P, 2)
     ranges[:2] = torch.tensor([0.0, np.pi / 2])  # arm abduction: any angle up to horizontal
     width = (ranges[:, 1] - ranges[:, 0]).clamp_min(np.deg2rad(5.0))
 
-    angles = torch.tensor(rest_pose_params(1, rig.rest_arm_angle).angles[0], dtype=dt)
+    angles = torch.tensor(body.rest_pose(1).angles[0], dtype=dt)
     angles.requires_grad_(True)
     z = z0.clone().requires_grad_(True)
     log_zoom = torch.zeros(len(views), requires_grad=True)
@@ -147,18 +137,18 @@ def _fit(model, coeffs, height_m, views, shape, pose_steps, shape_steps, lr_pose
             for _, c, _ in views]
     yaws = [torch.tensor([y], dtype=dt) for _, _, y in views]
 
-    def body(z_now: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def rest_of(z_now: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(coarse rest mesh (1, Vc, 3), joints (1, J, 3)) of whitened coefficients."""
-        rest = scale_to_height_torch(decoder(z_now[None])[0], height_m)[None]
-        return to_coarse(rest, coarse), regressor @ rest
+        rest, _ = scale_to_height(decoder(z_now[None]), torch.tensor([height_m]))
+        return to_coarse(rest, body.coarse), regress_joints(rest, regressor)
 
     with torch.no_grad():  # the pose phase keeps the network's shape: build it once
-        fixed = body(z0)
+        fixed = rest_of(z0)
 
     def ious(z_now: torch.Tensor | None) -> list[torch.Tensor]:
-        rest_c, joints = fixed if z_now is None else body(z_now)
-        rot = pose_rotations(angles[None], rig.rest_arm_angle, JOINT_NAMES, POSE_NAMES)
-        posed = lbs(rest_c, joints, rot, weights, parents)
+        rest_c, joints = fixed if z_now is None else rest_of(z_now)
+        rot = pose_rotations(angles[None], rest_arm)
+        posed = lbs(rest_c, joints, rot, weights, body.parents).vertices
         out = []
         for i, (target, (K, R, t), yaw) in enumerate(zip(targets, cams, yaws)):
             h, w = target.shape[-2:]
@@ -216,21 +206,19 @@ def _fit(model, coeffs, height_m, views, shape, pose_steps, shape_steps, lr_pose
                          soft_iou=best["ious"], soft_iou_start=start["ious"])
 
 
-def render_fit(vertices: np.ndarray, faces: np.ndarray, fit: SilhouetteFit, view: int,
-               yaw: float, target: np.ndarray, rig: Rig | None = None
-               ) -> tuple[np.ndarray, float]:
+def render_fit(body: BodyModel, vertices: np.ndarray, fit: SilhouetteFit, view: int,
+               yaw: float, target: np.ndarray) -> tuple[np.ndarray, float]:
     """Exact silhouette of a canonical mesh in the fitted pose, through view ``view``'s
     fitted camera, and its IoU with the input canvas.
 
     Args:
-        vertices: (V, 3) canonical mesh at the person's height, meters. faces: (F, 3).
+        body: the body model.
+        vertices: (V, 3) canonical mesh at the person's height, meters.
         fit: the fit; view: index into ``fit.cameras``; yaw: that view's turn, radians.
         target: (h, w) input canvas in [0, 1] (thresholded at 0.5).
     Returns:
         ((h, w) bool silhouette, IoU).
     """
-    rig = rig or load_rig()
-    rot = pose_rotations_numpy(PoseParams(fit.pose_angles[None]), rig.rest_arm_angle)
-    posed = pose_meshes(vertices[None], rot, rig).vertices[0]
-    canvas = silhouette(yaw_numpy(posed, yaw), faces, fit.cameras[view], closed=True)
+    posed = body.pose(vertices, fit.pose_angles)
+    canvas = silhouette(body.turn(posed, yaw), body.faces, fit.cameras[view], closed=True)
     return canvas, mask_iou(canvas, target >= 0.5)

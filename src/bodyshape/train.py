@@ -31,15 +31,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from bodyshape.body import BodyModel
+from bodyshape.body.kinematics import pose_rotations
 from bodyshape.checkpoint import ModelSpec, load_checkpoint, save_checkpoint
+from bodyshape.dataset.stream import Augment, ShardDataset
 from bodyshape.nets.losses import WeightSchedule, mesh_loss, pca_loss, soft_iou, vertex_error_mm
 from bodyshape.nets.models import EncoderConfig, FusionModel, HeadConfig, MeshDecoder
 from bodyshape.nets.reproject import Reprojector, scale_intrinsics
-from bodyshape.shape.coarse import load_coarse
-from bodyshape.shape.pca import ShapeModel
-from bodyshape.shape.rig import load_rig
-from bodyshape.synth.dataset import Augment, ShardDataset
-from bodyshape.synth.poses import PoseParams, pose_rotations
 
 logger = logging.getLogger(__name__)
 
@@ -113,18 +111,14 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class StageData:
-    """Inputs of a stage: the training and validation datasets and the shape model."""
+    """Inputs of a stage: the training and validation datasets and the body model (whose
+    shape model the data was generated with)."""
 
     train: Path
     val: Path | None
-    shape_model: ShapeModel
+    body: BodyModel
     front: Path | None = None  # fusion: the front and side checkpoints
     side: Path | None = None
-
-
-def _rotations(pose_angles: torch.Tensor, rest_arm_angle: np.ndarray) -> torch.Tensor:
-    rot = pose_rotations(PoseParams(pose_angles.double().numpy()), rest_arm_angle)
-    return torch.from_numpy(rot).float()
 
 
 def _forward(model, cfg: TrainConfig, batch: dict):
@@ -143,16 +137,13 @@ def _views(cfg: TrainConfig) -> tuple[int, ...]:
 class _Runner:
     """Everything one stage needs at every step (shape decoder, reprojector, rig)."""
 
-    def __init__(self, cfg: TrainConfig, model: ShapeModel):
-        self.cfg, self.shape = cfg, model
-        self.k = model.n_components
-        self.std = torch.from_numpy(model.std.astype(np.float32))
-        self.decoder = MeshDecoder.from_shape_model(model, trainable=cfg.decoder_trainable)
-        rig, coarse = load_rig(), load_coarse()
-        self.rest_arm = rig.rest_arm_angle
-        self.reproject = Reprojector(rig.regressor, rig.weights, rig.parents,
-                                     coarse.map_index, coarse.map_weight, coarse.faces,
-                                     sigma=cfg.iou_sigma)
+    def __init__(self, cfg: TrainConfig, body: BodyModel):
+        self.cfg, self.shape = cfg, body.shape
+        self.k = body.shape.n_components
+        self.std = torch.from_numpy(body.shape.std.astype(np.float32))
+        self.decoder = MeshDecoder.from_shape_model(body.shape, trainable=cfg.decoder_trainable)
+        self.rest_arm = body.rest_arm_angle.float()
+        self.reproject = Reprojector(body, sigma=cfg.iou_sigma)
 
     def losses(self, net, batch: dict, w_pca: float, w_mesh: float, with_iou: bool = True
                ) -> dict:
@@ -168,7 +159,8 @@ class _Runner:
         total = w_pca * out["pca"] + w_mesh * out["mesh"]
         if with_iou and cfg.iou_weight > 0 and cfg.iou_samples > 0:
             n = min(cfg.iou_samples, z.shape[0])
-            rot = _rotations(batch["pose_angles"][:n], self.rest_arm)
+            # The pose angles are data (no gradient): rotations in float32 like the network.
+            rot = pose_rotations(batch["pose_angles"][:n].float(), self.rest_arm)
             ious = []
             for v in _views(cfg):
                 target = batch["front" if v == 0 else "side"][:n]
@@ -188,7 +180,7 @@ class _Runner:
 
 def _build(cfg: TrainConfig, data: StageData, z_mean: torch.Tensor):
     """-> (spec, module, optimizer param groups)."""
-    k = data.shape_model.n_components
+    k = data.body.shape.n_components
     if cfg.stage == "fusion":
         if data.front is None or data.side is None:
             raise ValueError("the fusion stage needs the front and side checkpoints")
@@ -197,7 +189,7 @@ def _build(cfg: TrainConfig, data: StageData, z_mean: torch.Tensor):
             ck = load_checkpoint(path)
             if ck.spec.kind != "view" or ck.spec.view != view:
                 raise ValueError(f"{path} is not a {view} view checkpoint")
-            if ck.shape_model_hash != data.shape_model.model_hash:
+            if ck.shape_model_hash != data.body.shape.model_hash:
                 raise ValueError(f"{path} was trained for another shape model")
             branches.append(ck)
         spec = ModelSpec("fusion", k, branches[0].spec.encoder, branches[0].spec.head,
@@ -297,7 +289,7 @@ def train_stage(cfg: TrainConfig, data: StageData, out: str | os.PathLike,
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    model = data.shape_model
+    model = data.body.shape
     train_ds = ShardDataset(data.train, shuffle=True, seed=cfg.seed,
                             augment=Augment() if cfg.augment else None)
     if train_ds.config["shape_model_hash"] != model.model_hash:
@@ -307,7 +299,7 @@ def train_stage(cfg: TrainConfig, data: StageData, out: str | os.PathLike,
         raise ValueError(f"{data.val} was generated with another shape model")
     ckpt_path = out / "checkpoint.pt"
     torch.manual_seed(cfg.seed)  # weight initialization (torch has no per-module generator)
-    runner = _Runner(cfg, model)
+    runner = _Runner(cfg, data.body)
     resume = load_checkpoint(ckpt_path) if ckpt_path.exists() else None
     if resume is not None and resume.train.get("config") != cfg.to_dict():
         raise ValueError(f"{out} holds a run with another config; use another --out")

@@ -7,18 +7,17 @@ like the sample, mapped to the coarse template (a fixed barycentric vertex map) 
 with the differentiable soft rasterizer on the canvas grid, or a coarser one. Comparing it
 with the sample's silhouette (soft IoU) trains the network on what the photo actually shows.
 
-The module holds only buffers (rig regressor and weights, coarse map and faces); the maths is
-in ``nets.posing`` and ``render.soft``. Nothing here reads files: the caller passes the rig
-and coarse arrays.
+The module holds only buffers (rig regressor and weights, coarse map and faces) taken from the
+caller's ``BodyModel``; the maths is in ``body.kinematics`` and ``render.soft``.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
-from bodyshape.nets.posing import lbs, yaw_about_centre
+from bodyshape.body import BodyModel
+from bodyshape.body.kinematics import lbs, regress_joints, yaw_about_centre
 from bodyshape.render.soft import project, soft_silhouette
 
 
@@ -26,27 +25,21 @@ class Reprojector(nn.Module):
     """Render predicted rest meshes in their samples' poses and views.
 
     Args:
-        regressor: (J, V) joint regressor of the template topology.
-        weights: (V, J) skinning weights.
-        parents: (J,) parent indices.
-        coarse_index, coarse_weight: (Vc, 3) template vertices and barycentric weights of
-            each coarse vertex.
-        coarse_faces: (Fc, 3) coarse faces (closed, outward).
+        body: the body model (rig regressor and weights, coarse map and faces).
         sigma: soft-rasterizer sharpness, px^2 at the render resolution.
         aggregate: "softras" or "contour" (see ``render.soft``).
     """
 
-    def __init__(self, regressor: np.ndarray, weights: np.ndarray, parents: np.ndarray,
-                 coarse_index: np.ndarray, coarse_weight: np.ndarray, coarse_faces: np.ndarray,
-                 sigma: float = 0.1, aggregate: str = "contour"):
+    def __init__(self, body: BodyModel, sigma: float = 0.1, aggregate: str = "contour"):
         super().__init__()
         # Joints depend on few vertices per joint, but the dense (J, V) matmul is cheap.
-        self.register_buffer("regressor", torch.tensor(regressor, dtype=torch.float32))
-        self.register_buffer("weights", torch.tensor(weights, dtype=torch.float32))
-        self.register_buffer("coarse_index", torch.tensor(coarse_index, dtype=torch.long))
-        self.register_buffer("coarse_weight", torch.tensor(coarse_weight, dtype=torch.float32))
-        self.register_buffer("faces", torch.tensor(coarse_faces, dtype=torch.long))
-        self.parents = [int(p) for p in parents]
+        self.register_buffer("regressor", body.regressor.float())
+        self.register_buffer("weights", body.weights.float())
+        self.register_buffer("coarse_index", torch.tensor(body.coarse.map_index))
+        self.register_buffer("coarse_weight", torch.tensor(body.coarse.map_weight,
+                                                           dtype=torch.float32))
+        self.register_buffer("faces", torch.tensor(body.coarse.faces))
+        self.parents = body.parents
         self.sigma, self.aggregate = float(sigma), aggregate
 
     def posed_coarse(self, rest: Tensor, rotations: Tensor, yaw: Tensor) -> Tensor:
@@ -59,8 +52,8 @@ class Reprojector(nn.Module):
         Returns:
             (B, Vc, 3) meters.
         """
-        joints = self.regressor @ rest
-        posed = lbs(rest, joints, rotations, self.weights, self.parents)
+        posed = lbs(rest, regress_joints(rest, self.regressor), rotations, self.weights,
+                    self.parents).vertices
         # The synthetic view turned the full posed mesh about its own box centre; turning the
         # full mesh first keeps that centre exact.
         posed = yaw_about_centre(posed, yaw)

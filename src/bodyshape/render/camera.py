@@ -186,6 +186,15 @@ class CameraSpec:
     margin: float = 0.02
 
 
+def vertex_bounds(vertices: np.ndarray) -> np.ndarray:
+    """(2, 3) [min, max] of (V, 3) vertices: the box a camera frames.
+
+    Reduces over a transposed contiguous copy: numpy's ``min(axis=0)`` over a (V, 3) array
+    walks it with a stride of 3 and was ~20x slower, a visible share of synthetic sample time."""
+    vt = np.ascontiguousarray(vertices.T)
+    return np.stack([vt.min(axis=1), vt.max(axis=1)])
+
+
 def box_corners(bounds: np.ndarray) -> np.ndarray:
     """(8, 3) corners of an axis-aligned box given as (2, 3) [min, max]."""
     b = np.asarray(bounds, dtype=np.float64)

@@ -21,9 +21,9 @@ import cv2
 import numba
 import numpy as np
 
+from bodyshape.body import BodyModel
 from bodyshape.render.camera import Camera, intrinsics, look_at
 from bodyshape.shape.register import vertex_normals
-from bodyshape.shape.rig import load_rig, regress_joints
 
 logger = logging.getLogger(__name__)
 
@@ -81,17 +81,6 @@ class Photo:
 # --------------------------------------------------------------------------------------------
 
 
-def rotate_about_z(vertices: np.ndarray, angle_rad: float) -> np.ndarray:
-    """Rotate (V, 3) vertices (meters) by ``angle_rad`` about the vertical axis through the
-    centre of their bounding box; +pi/2 turns a body facing -Y to face +X (image right for a
-    camera on the -Y side)."""
-    v = np.asarray(vertices, dtype=np.float64)
-    centre = 0.5 * (v.min(axis=0) + v.max(axis=0))
-    c, s = np.cos(angle_rad), np.sin(angle_rad)
-    rz = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-    return (v - centre) @ rz.T + centre
-
-
 def photo_camera(vertices: np.ndarray, width: int = 1536, height: int = 2048,
                  camera_height: float = 1.3, distance: float = 2.8, fill: float = 0.8
                  ) -> Camera:
@@ -122,10 +111,11 @@ def photo_camera(vertices: np.ndarray, width: int = 1536, height: int = 2048,
     return Camera(intrinsics(vfov, width, height), R, t, width, height)
 
 
-def body_regions(vertices: np.ndarray) -> np.ndarray:
+def body_regions(body: BodyModel, vertices: np.ndarray) -> np.ndarray:
     """Soft clothing fields of a template-topology body standing upright, any yaw.
 
     Args:
+        body: the body model (rig weights and joint regressor).
         vertices: (V, 3) meters.
 
     Returns:
@@ -138,11 +128,11 @@ def body_regions(vertices: np.ndarray) -> np.ndarray:
         precedence.
     """
     v = np.asarray(vertices, dtype=np.float64)
-    rig = load_rig()
+    rig = body.rig
     if v.shape != (rig.weights.shape[0], 3):
         raise ValueError(f"need template-topology vertices ({rig.weights.shape[0]}, 3), "
                          f"got {v.shape}")
-    joints = regress_joints(v)
+    joints = body.joints(v)
     wt = rig.weights
     j = {name: i for i, name in enumerate(rig.joint_names)}
     z = v[:, 2]
@@ -305,14 +295,14 @@ def _encode(linear: np.ndarray) -> np.ndarray:
     return 255.0 * np.clip(linear, 0.0, 1.0) ** (1.0 / 2.2)
 
 
-def render_photo(vertices: np.ndarray, faces: np.ndarray, camera: Camera,
+def render_photo(body: BodyModel, vertices: np.ndarray, camera: Camera,
                  rng: np.random.Generator, style: PhotoStyle = PhotoStyle()) -> Photo:
     """Render one or more template-topology bodies as a photo.
 
     Args:
+        body: the body model (template faces, rig for the clothing regions).
         vertices: (V, 3) or (B, V, 3) world meters; several bodies share one floor (the
             lowest vertex) and wall (``style.wall_gap`` behind the rearmost vertex).
-        faces: (F, 3) template faces (outward winding).
         camera: the camera; every vertex must be in front of it.
         rng: source of the sensor noise (the only randomness).
         style: colours and lighting.
@@ -323,11 +313,11 @@ def render_photo(vertices: np.ndarray, faces: np.ndarray, camera: Camera,
     bodies = np.asarray(vertices, dtype=np.float64)
     if bodies.ndim == 2:
         bodies = bodies[None]
-    faces = np.asarray(faces, dtype=np.int64)
+    faces = np.asarray(body.faces, dtype=np.int64)
     n_v = bodies.shape[1]
     all_v = bodies.reshape(-1, 3)
     all_f = np.concatenate([faces + b * n_v for b in range(len(bodies))])
-    fields = np.concatenate([body_regions(b) for b in bodies])
+    fields = np.concatenate([body_regions(body, b) for b in bodies])
     normals = np.concatenate([vertex_normals(np.asarray(b, np.float64), faces)
                               for b in bodies])
 

@@ -25,7 +25,8 @@ import numpy as np
 from tqdm import tqdm
 
 from bodyshape.fileio import write_json
-from bodyshape.shape.meshio import MeshInputError, list_mesh_files, load_body_mesh, save_body_mesh
+from bodyshape.shape.mesh_clean import MeshInputError
+from bodyshape.shape.meshio import list_mesh_files, load_body_mesh, save_body_mesh
 from bodyshape.shape.template import Template, load_template
 
 logger = logging.getLogger(__name__)

@@ -23,6 +23,7 @@ are re-exported here.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -35,17 +36,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from bodyshape.fileio import sha256_arrays
-from bodyshape.shape import pca_io
-# FORMAT_VERSION and the solver constants are re-exported (they used to be defined here).
-from bodyshape.shape.pca_io import FORMAT_VERSION, _REQUIRED_KEYS  # noqa: F401
-from bodyshape.shape.pca_solver import (  # noqa: F401
-    EXACT_SOLVER_MAX,
-    RANDOMIZED_POWER_ITERATIONS,
-    _RANK_TOL,
-    _fix_signs,
-    _orthonormal,
-    _principal_axes,
-)
+from bodyshape.shape.pca_io import FORMAT_VERSION, read_model_file, write_model_file
+from bodyshape.shape.pca_solver import _RANK_TOL, _fix_signs, _principal_axes
+
 # Alignment, procrustes_align, SEXES, SAMPLING_METHODS, SexStats, MixtureParams and
 # SampledShapes are part of this module's API (re-exported).
 from bodyshape.shape.procrustes import (
@@ -402,13 +395,22 @@ class ShapeModel:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the model to an ``.npz`` file, atomically (format: :mod:`.pca_io`)."""
-        pca_io.save_model(self, path)
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        write_model_file(path, fields, self.model_hash)
         logger.info("saved shape model %s to %s", self.model_hash, Path(path))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ShapeModel":
         """Read a model written by :meth:`save` (ValueError naming the file if it cannot)."""
-        return pca_io.load_model(path, cls)
+        path = Path(path)
+        fields, recorded_hash = read_model_file(path)
+        try:
+            model = cls(**fields)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"{path}: invalid shape model: {exc!r}") from exc
+        if recorded_hash is not None and recorded_hash != model.model_hash:
+            raise ValueError(f"{path}: model hash mismatch (file corrupted?)")
+        return model
 
     # ---- reporting ---------------------------------------------------------------------------
 

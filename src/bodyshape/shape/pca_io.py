@@ -1,12 +1,14 @@
-"""The ``.npz`` file format of :class:`bodyshape.shape.pca.ShapeModel`.
+"""The ``.npz`` file format of the PCA shape model.
 
 A model file is an ``.npz`` archive of the model's arrays (float32, faces int32; empty arrays
 where there are no per-sex statistics or mixture) plus a ``metadata`` entry holding a JSON
 string (format version, template hash, landmark names, sources, training summary, sexes and
-the model hash, checked on load). Files are written atomically (see :mod:`bodyshape.fileio`).
+the model hash). Files are written atomically (see :mod:`bodyshape.fileio`).
 
-This module does not import :mod:`bodyshape.shape.pca` at import time (pca imports it);
-:func:`load_model` builds a ``ShapeModel`` unless given another class.
+This module knows the file layout only, not the model class: :func:`write_model_file` takes
+the model's fields (a mapping of the ``ShapeModel`` constructor arguments) and its hash,
+:func:`read_model_file` gives them back with the recorded hash. ``ShapeModel.save`` and
+``ShapeModel.load`` build and check the object; imports go one way, from the model to here.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import json
 import os
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -23,7 +25,7 @@ from bodyshape.fileio import atomic_path
 from bodyshape.shape.sampling import MixtureParams, SexStats
 
 FORMAT_VERSION = 1
-"""Version of the ``.npz`` layout written by :func:`save_model`."""
+"""Version of the ``.npz`` layout written by :func:`write_model_file`."""
 
 _REQUIRED_KEYS = (
     "mean", "components", "std", "explained_variance_ratio", "cumulative_variance", "faces",
@@ -31,41 +33,47 @@ _REQUIRED_KEYS = (
 )
 
 
-def model_metadata(model) -> dict:
+def _metadata(fields: Mapping[str, Any], model_hash: str) -> dict:
     """The JSON-able ``metadata`` entry of a model file."""
-    stats = model.coeff_stats
+    stats = fields["coeff_stats"]
     return {
         "format_version": FORMAT_VERSION,
-        "template_hash": model.template_hash,
-        "landmark_names": list(model.landmark_names),
-        "sources": model.sources,
-        "n_training": model.n_training,
-        "total_variance": model.total_variance,
-        "aligned": model.aligned,
-        "align_scale": model.align_scale,
+        "template_hash": fields["template_hash"],
+        "landmark_names": list(fields["landmark_names"]),
+        "sources": fields["sources"],
+        "n_training": fields["n_training"],
+        "total_variance": fields["total_variance"],
+        "aligned": fields["aligned"],
+        "align_scale": fields["align_scale"],
         "sexes": list(stats.sexes) if stats else [],
         "sex_counts": [int(c) for c in stats.counts] if stats else [],
-        "model_hash": model.model_hash,
+        "model_hash": model_hash,
     }
 
 
-def save_model(model, path: str | os.PathLike) -> None:
-    """Write a ``ShapeModel`` to an ``.npz`` file, atomically."""
-    k = model.n_components
-    stats, mix = model.coeff_stats, model.mixture
+def write_model_file(path: str | os.PathLike, fields: Mapping[str, Any], model_hash: str) -> None:
+    """Write a model to an ``.npz`` file, atomically.
+
+    Args:
+        path: the file; must end in ``.npz``.
+        fields: the model's (validated) ``ShapeModel`` constructor arguments, by name.
+        model_hash: the model's hash, stored in the metadata and checked on load.
+    """
+    k = fields["components"].shape[0]
+    stats, mix = fields["coeff_stats"], fields["mixture"]
     arrays = {
-        "mean": model.mean,
-        "components": model.components,
-        "std": model.std,
-        "explained_variance_ratio": model.explained_variance_ratio,
-        "cumulative_variance": model.cumulative_variance,
-        "faces": model.faces,
+        "mean": fields["mean"],
+        "components": fields["components"],
+        "std": fields["std"],
+        "explained_variance_ratio": fields["explained_variance_ratio"],
+        "cumulative_variance": fields["cumulative_variance"],
+        "faces": fields["faces"],
         "sex_means": stats.means if stats else np.zeros((0, k), np.float32),
         "sex_covariances": stats.covariances if stats else np.zeros((0, k, k), np.float32),
         "gmm_weights": mix.weights if mix else np.zeros((0,), np.float32),
         "gmm_means": mix.means if mix else np.zeros((0, k), np.float32),
         "gmm_covariances": mix.covariances if mix else np.zeros((0, k, k), np.float32),
-        "metadata": np.array(json.dumps(model_metadata(model), sort_keys=True)),
+        "metadata": np.array(json.dumps(_metadata(fields, model_hash), sort_keys=True)),
     }
     path = Path(path)
     if path.suffix != ".npz":
@@ -74,13 +82,12 @@ def save_model(model, path: str | os.PathLike) -> None:
         np.savez(tmp, **arrays)
 
 
-def read_archive(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
+def _read_archive(path: Path) -> tuple[dict[str, np.ndarray], dict]:
     """The arrays and the decoded metadata of a model file, format version checked.
 
     Raises ValueError naming the file if it is missing, not a model ``.npz`` or of another
     format version.
     """
-    path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: shape model file not found")
     with open(path, "rb") as f:
@@ -107,8 +114,8 @@ def read_archive(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
     return arrays, meta
 
 
-def model_fields(arrays: dict[str, np.ndarray], meta: dict) -> dict[str, Any]:
-    """``ShapeModel`` constructor keyword arguments from :func:`read_archive`'s result
+def _fields(arrays: dict[str, np.ndarray], meta: dict) -> dict[str, Any]:
+    """The model's constructor arguments from :func:`_read_archive`'s result
     (KeyError/TypeError/ValueError if the metadata is incomplete or invalid)."""
     stats = None
     if meta["sexes"]:
@@ -140,19 +147,18 @@ def model_fields(arrays: dict[str, np.ndarray], meta: dict) -> dict[str, Any]:
     )
 
 
-def load_model(path: str | os.PathLike, cls: type | None = None):
-    """Read a model written by :func:`save_model` (ValueError naming the file if it cannot).
+def read_model_file(path: str | os.PathLike) -> tuple[dict[str, Any], str | None]:
+    """The fields (``ShapeModel`` constructor arguments, by name) of a model file written by
+    :func:`write_model_file`, and the model hash it records (None if it records none).
 
-    ``cls`` is the class to build (default :class:`~bodyshape.shape.pca.ShapeModel`).
+    Raises:
+        ValueError: naming the file, if it is missing, not a model file, of another format
+            version or with incomplete or invalid metadata.
     """
-    if cls is None:
-        from bodyshape.shape.pca import ShapeModel as cls  # here: pca imports this module
     path = Path(path)
-    arrays, meta = read_archive(path)
+    arrays, meta = _read_archive(path)
     try:
-        model = cls(**model_fields(arrays, meta))
+        fields = _fields(arrays, meta)
     except (KeyError, ValueError, TypeError) as exc:
         raise ValueError(f"{path}: invalid shape model: {exc!r}") from exc
-    if meta.get("model_hash", model.model_hash) != model.model_hash:
-        raise ValueError(f"{path}: model hash mismatch (file corrupted?)")
-    return model
+    return fields, meta.get("model_hash")

@@ -6,7 +6,8 @@ A sample ``i`` is made of:
    With ``poses_per_shape = K`` samples ``i`` share the shape ``i // K``: the shape is drawn
    from its own generator ``default_rng([seed, 0, i // K])``, so the K samples of one shape
    get bit-identical coefficients whichever process makes them;
-2. a random standing pose (:mod:`bodyshape.synth.poses`) applied by linear blend skinning;
+2. a random standing pose (:mod:`bodyshape.synth.poses`) applied by linear blend skinning
+   (``BodyModel.pose``);
 3. two views: the posed body is turned about the vertical axis through its bounding-box
    centre by ``U(-front_yaw_deg, +front_yaw_deg)`` for the front view and by
    ``+-90 deg + U(-side_yaw_deg, +side_yaw_deg)`` (random sign) for the side view; a phone
@@ -36,12 +37,12 @@ from typing import Any
 
 import numpy as np
 
+from bodyshape.body import BodyModel, PoseSpec
 from bodyshape.calibrate import CalibrationSpec, calibrate
-from bodyshape.render.camera import CameraSpec, sample_camera
+from bodyshape.render.camera import CameraSpec, sample_camera, vertex_bounds
 from bodyshape.render.raster import silhouette
-from bodyshape.shape.pca import SAMPLING_METHODS, ShapeModel
-from bodyshape.shape.rig import Rig, pose_meshes, vertex_bounds, yaw_about_centre
-from bodyshape.synth.poses import PoseSpec, pose_rotations, sample_poses
+from bodyshape.shape.pca import SAMPLING_METHODS
+from bodyshape.synth.poses import sample_poses
 
 logger = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ class Sample:
         shape_index: index of the body shape, ``i // poses_per_shape``.
         coeffs: (K,) float32 raw shape coefficients, meters (``model.decode`` gives the
             canonical rest mesh: the ground truth).
-        pose_angles: (P,) float32 pose angles, radians, in ``poses.POSE_NAMES`` order.
+        pose_angles: (P,) float32 pose angles, radians, in ``body.pose.POSE_NAMES`` order.
         yaw: (2,) float32 body yaw of the front and side view, radians (about +Z).
         front_camera, side_camera: ``Camera.to_dict()`` of the two cameras (full frame).
         side_mirrored: whether the side canvas was mirrored to face image right.
@@ -155,13 +156,13 @@ class Sample:
         return SEX_CODES.get(self.sex, SEX_UNKNOWN) if self.sex else SEX_UNKNOWN
 
 
-def _view(vertices: np.ndarray, faces: np.ndarray, angle: float, mirror: bool,
+def _view(body: BodyModel, vertices: np.ndarray, angle: float, mirror: bool,
           rng: np.random.Generator, spec: SynthSpec):
     """Yaw, photograph, rasterize and calibrate one view -> (Camera, Calibrated)."""
-    v = yaw_about_centre(vertices, angle)
+    v = body.turn(vertices, angle)
     bounds = vertex_bounds(v)
     cam = sample_camera(rng, spec.camera, bounds, float(bounds[0, 2]))
-    mask = silhouette(v, faces, cam, closed=True)  # template meshes are closed, outward
+    mask = silhouette(v, body.faces, cam, closed=True)  # template meshes are closed, outward
     return cam, calibrate(mask, spec.calibration, mirror=mirror)
 
 
@@ -175,19 +176,18 @@ def view_rng(seed: int, index: int, attempt: int = 0) -> np.random.Generator:
     return np.random.default_rng([int(seed), _VIEW_STREAM, int(index), int(attempt)])
 
 
-def make_sample(model: ShapeModel, rig: Rig, index: int, seed: int,
-                spec: SynthSpec = SynthSpec()) -> Sample:
+def make_sample(body: BodyModel, index: int, seed: int, spec: SynthSpec = SynthSpec()
+                ) -> Sample:
     """Make sample ``index`` of the dataset with seed ``seed`` (see the module docs).
 
     Args:
-        model: the shape model (its vertices must match ``rig``'s topology).
-        rig: skeleton and skinning weights (``rig.load_rig()``).
+        body: the body model (shape model, rig, template).
         index: global sample index, >= 0.
         seed: dataset seed, >= 0.
         spec: sample distribution.
 
     Returns:
-        The sample; a pure function of (model, rig, index, seed, spec).
+        The sample; a pure function of (body, index, seed, spec).
 
     Raises:
         ValueError: for a negative index/seed, or if no framing succeeds in MAX_ATTEMPTS.
@@ -195,24 +195,22 @@ def make_sample(model: ShapeModel, rig: Rig, index: int, seed: int,
     if index < 0 or seed < 0:
         raise ValueError(f"index and seed must be >= 0, got index={index}, seed={seed}")
     shape_index = index // spec.poses_per_shape
-    drawn = model.sample(1, shape_rng(seed, shape_index), spec.sampling)
+    drawn = body.shape.sample(1, shape_rng(seed, shape_index), spec.sampling)
     coeffs = drawn.coeffs[0]
     rest = drawn.vertices[0].astype(np.float64)
     stature = float(np.ptp(rest[:, 2]))
     sex = drawn.sex[0] if drawn.sex is not None else None
-    faces = model.faces
     for attempt in range(MAX_ATTEMPTS):
         rng = view_rng(seed, index, attempt)
         pose = sample_poses(rng, 1, spec.pose)
-        rot = pose_rotations(pose, rig.rest_arm_angle)
-        posed = pose_meshes(rest[None], rot, rig).vertices[0]
+        posed = body.pose(rest, pose.angles[0])
         front_yaw = np.deg2rad(rng.uniform(-spec.front_yaw_deg, spec.front_yaw_deg))
         facing_left = bool(rng.integers(2))  # turned by -90 deg: mirror onto the canon
         side_yaw = np.deg2rad((-90.0 if facing_left else 90.0)
                               + rng.uniform(-spec.side_yaw_deg, spec.side_yaw_deg))
         try:
-            front_cam, front = _view(posed, faces, front_yaw, False, rng, spec)
-            side_cam, side = _view(posed, faces, side_yaw, facing_left, rng, spec)
+            front_cam, front = _view(body, posed, front_yaw, False, rng, spec)
+            side_cam, side = _view(body, posed, side_yaw, facing_left, rng, spec)
         except (ValueError, RuntimeError) as exc:
             # Only framing can fail here (body wider than the canvas, camera cannot fit it);
             # redraw the views of this sample from the next deterministic stream.

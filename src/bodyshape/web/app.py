@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import os
-import io
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -37,9 +37,10 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from bodyshape.assets import DEFAULT_CHECKPOINT, DEFAULT_SHAPE_MODEL
+from bodyshape.inputs import SEX_CODES, InputError, check_height, decode_image
 from bodyshape.outputs import measurements_json
-from bodyshape.predict import (DEFAULT_CHECKPOINT, DEFAULT_SHAPE_MODEL, SEX_CODES, InputError,
-                               Prediction, Predictor, check_height, decode_image)
+from bodyshape.predict import Prediction, Predictor
 from bodyshape.web.models import ErrorBody, Health, PredictResult
 from bodyshape.web.store import RESULT_FILES, ResultStore
 
@@ -282,6 +283,12 @@ def create_app(predictor: Predictor | None = None, *,
     async def validation_error(request: Request, exc: RequestValidationError):
         return _error(422, _validation_message(exc))
 
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, exc: Exception):
+        # Anything unexpected: still {"error": ...}, without the exception's text (it may
+        # name server paths); Starlette re-raises it afterwards, so the server logs it.
+        return _error(500, "internal server error (see the server's log)")
+
     @app.get("/", include_in_schema=False)
     async def index() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers={"cache-control": "no-cache"})
@@ -302,7 +309,7 @@ def create_app(predictor: Predictor | None = None, *,
         height_cm: float = Form(..., description="The person's height, 50-250 cm"),
         sex: str | None = Form(None, description="'female', 'male' or empty"),
         fit_pose: bool = Form(False, description="Fit the pose so the overlay and IoU show "
-                              "the posed body (about a second more); measurements unchanged"),
+                              "the posed body (slower, see docs/BENCHMARKS.md); measurements unchanged"),
     ) -> dict:
         """Measure one front/side pair; the result files stay available for the TTL."""
         sex = (sex or "").strip().lower() or None  # the page sends "" for "not given"

@@ -1,42 +1,43 @@
-"""CLI commands of the learning stages: ``train``, ``train-default``, ``eval``.
+"""Learning-stage commands: ``train``, ``eval``, ``export-model`` and ``viz features``.
 
-Registered on the main ``bodyshape`` group by ``bodyshape.cli`` (kept apart only to keep
-each file short; like ``cli.py`` it holds no logic of its own).
+The default network itself is trained by ``scripts/train_default.sh`` (a chain of
+``bodyshape synth`` and ``bodyshape train`` calls). ``train``'s option defaults are
+``TrainConfig``'s fields, read when the command runs or shows its help, so that torch is
+imported only by the commands that need it.
 """
 
 from __future__ import annotations
 
-import logging
-import sys
 from pathlib import Path
 
 import click
 
-from bodyshape.predict import DEFAULT_CHECKPOINT, DEFAULT_SHAPE_MODEL
+from bodyshape.cli.common import (
+    checkpoint_option,
+    default_of,
+    fail,
+    load_shape_model,
+    shape_model_option,
+)
 
-logger = logging.getLogger(__name__)
+CONFIG = "bodyshape.train:TrainConfig"
 
 
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(2)
+def _load_body(shape_model: Path):
+    """The BodyModel (template, rig, coarse mesh) with the shape model at ``shape_model``."""
+    from bodyshape.body import BodyModel
 
-
-def _load_shape_model(path: Path):
-    from bodyshape.shape.pca import ShapeModel
-
-    if not path.is_file():
-        _fail(f"shape model not found: {path}")
+    model = load_shape_model(shape_model)
     try:
-        return ShapeModel.load(path)
-    except Exception as exc:  # corrupt npz: one line naming the file
-        _fail(f"cannot load shape model {path}: {exc}")
+        return BodyModel.load(model)
+    except ValueError as exc:  # a shape model of another template
+        fail(f"{shape_model}: {exc}")
 
 
 def _check_dataset(path: Path, what: str) -> None:
     if not (path / "manifest.json").is_file():
-        _fail(f"{what} {path} is not a finished dataset (no manifest.json); make it with "
-              "`bodyshape synth` first")
+        fail(f"{what} {path} is not a finished dataset (no manifest.json); make it with "
+             "`bodyshape synth` first")
 
 
 @click.command()
@@ -52,31 +53,44 @@ def _check_dataset(path: Path, what: str) -> None:
               default=None, help="Fusion: the front checkpoint.")
 @click.option("--side", "side_ckpt", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Fusion: the side checkpoint.")
-@click.option("--shape-model", type=click.Path(dir_okay=False, path_type=Path),
-              default=DEFAULT_SHAPE_MODEL, show_default=True)
-@click.option("--epochs", type=click.IntRange(1), default=8, show_default=True)
-@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True)
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3, show_default=True)
-@click.option("--iou-weight", type=click.FloatRange(0), default=0.2, show_default=True,
+@shape_model_option()
+@click.option("--epochs", type=click.IntRange(1), default=default_of(CONFIG, "epochs"),
+              show_default=True, help="Passes over the training data.")
+@click.option("--batch-size", type=click.IntRange(1), default=default_of(CONFIG, "batch_size"),
+              show_default=True, help="Samples per batch.")
+@click.option("--lr", type=click.FloatRange(0, min_open=True),
+              default=default_of(CONFIG, "lr"), show_default=True, help="Learning rate.")
+@click.option("--iou-weight", type=click.FloatRange(0),
+              default=default_of(CONFIG, "iou_weight"), show_default=True,
               help="Silhouette re-projection loss weight (0: off).")
-@click.option("--iou-samples", type=click.IntRange(0), default=16, show_default=True,
+@click.option("--iou-samples", type=click.IntRange(0),
+              default=default_of(CONFIG, "iou_samples"), show_default=True,
               help="Samples per batch rendered for the re-projection loss.")
-@click.option("--iou-size", type=click.IntRange(16), default=64, show_default=True)
+@click.option("--iou-size", type=click.IntRange(16), default=default_of(CONFIG, "iou_size"),
+              show_default=True,
+              help="Render resolution of the re-projection loss (square, pixels).")
 @click.option("--schedule", type=click.Choice(["scheduled", "pca-only", "fixed"]),
               default="scheduled", show_default=True,
               help="PCA/mesh loss weights: 0.9/0.1 -> 0.2/0.8 by quarter, 1/0, or 0.5/0.5.")
-@click.option("--pca-init/--no-pca-init", default=True, show_default=True)
+@click.option("--pca-init/--no-pca-init", default=default_of(CONFIG, "pca_init"),
+              show_default=True,
+              help="Initialize the last layer from the PCA (else PyTorch's default).")
 @click.option("--branch-mode", type=click.Choice(["frozen", "same", "lower"]),
-              default="lower", show_default=True, help="Fusion: learning rate of branches.")
-@click.option("--branch-lr-scale", type=click.FloatRange(0, min_open=True), default=0.1,
-              show_default=True)
-@click.option("--augment/--no-augment", default=True, show_default=True)
-@click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
+              default=default_of(CONFIG, "branch_mode"), show_default=True,
+              help="Fusion: learning rate of branches.")
+@click.option("--branch-lr-scale", type=click.FloatRange(0, min_open=True),
+              default=default_of(CONFIG, "branch_lr_scale"), show_default=True,
+              help="Fusion with --branch-mode lower: branch learning rate / --lr.")
+@click.option("--augment/--no-augment", default=default_of(CONFIG, "augment"),
+              show_default=True, help="Segmentation-noise augmentation of the training masks.")
+@click.option("--seed", type=click.IntRange(0), default=default_of(CONFIG, "seed"),
+              show_default=True, help="Initialization, shuffling and augmentation seed.")
 @click.option("--threads", type=click.IntRange(1), default=None,
               help="torch threads [default: all cores].")
-@click.option("--max-steps", type=click.IntRange(0), default=0,
+@click.option("--max-steps", type=click.IntRange(0), default=default_of(CONFIG, "max_steps"),
               help="Batches per epoch at most (0: whole epochs).")
-@click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option("--progress/--no-progress", default=True, show_default=True,
+              help="Show a progress bar.")
 def train(stage, data_dir, val_dir, out, front_ckpt, side_ckpt, shape_model, epochs,
           batch_size, lr, iou_weight, iou_samples, iou_size, schedule, pca_init, branch_mode,
           branch_lr_scale, augment, seed, threads, max_steps, progress):
@@ -90,10 +104,10 @@ def train(stage, data_dir, val_dir, out, front_ckpt, side_ckpt, shape_model, epo
     if threads:
         torch.set_num_threads(threads)
     if stage == "fusion" and (front_ckpt is None or side_ckpt is None):
-        _fail("--stage fusion needs --front and --side checkpoints (train those stages first)")
+        fail("--stage fusion needs --front and --side checkpoints (train those stages first)")
     if stage != "fusion" and (front_ckpt or side_ckpt):
-        _fail("--front/--side are only for --stage fusion")
-    model = _load_shape_model(shape_model)
+        fail("--front/--side are only for --stage fusion")
+    body = _load_body(shape_model)
     _check_dataset(data_dir, "training data")
     if val_dir is not None:
         _check_dataset(val_dir, "validation data")
@@ -105,40 +119,38 @@ def train(stage, data_dir, val_dir, out, front_ckpt, side_ckpt, shape_model, epo
                       branch_lr_scale=branch_lr_scale, augment=augment, seed=seed,
                       max_steps=max_steps)
     try:
-        path = train_stage(cfg, StageData(data_dir, val_dir, model, front_ckpt, side_ckpt),
+        path = train_stage(cfg, StageData(data_dir, val_dir, body, front_ckpt, side_ckpt),
                            out, progress=progress)
     except (ValueError, OSError, CheckpointError, FloatingPointError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     click.echo(f"checkpoint: {path}")
 
 
 @click.command(name="eval")
-@click.option("--model", "ckpt_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=DEFAULT_CHECKPOINT, show_default=True, help="Checkpoint.")
+@checkpoint_option(help="Checkpoint.")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
               required=True, help="Held-out dataset (bodyshape synth with its own seed).")
-@click.option("--shape-model", type=click.Path(dir_okay=False, path_type=Path),
-              default=DEFAULT_SHAPE_MODEL, show_default=True)
+@shape_model_option()
 @click.option("--limit", type=click.IntRange(1), default=None, help="First N samples only.")
 @click.option("--no-sex", is_flag=True, help="Hide the sex from the network.")
 @click.option("--baseline/--no-baseline", default=True, show_default=True,
               help="Also report the height-only baseline (mean body scaled to the height).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the JSON report here (a .md table beside it).")
-def eval_cmd(ckpt_path, data_dir, shape_model, limit, no_sex, baseline, out):
+def eval_cmd(ckpt, data_dir, shape_model, limit, no_sex, baseline, out):
     """Mesh, girth, stature and re-projection errors of a checkpoint on held-out data."""
     from bodyshape.checkpoint import CheckpointError, load_checkpoint
     from bodyshape.evaluate import evaluate, markdown
     from bodyshape.fileio import write_json
 
-    model = _load_shape_model(shape_model)
+    body = _load_body(shape_model)
     _check_dataset(data_dir, "test data")
     try:
-        ckpt = load_checkpoint(ckpt_path)
-        report = evaluate(ckpt, data_dir, model, limit=limit, sex_known=not no_sex,
+        checkpoint = load_checkpoint(ckpt)
+        report = evaluate(checkpoint, data_dir, body, limit=limit, sex_known=not no_sex,
                           baseline=baseline)
     except (ValueError, OSError, CheckpointError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     table = markdown(report)
     if baseline:
         table += "\n\nHeight-only baseline (mean body scaled to the true height):\n\n" + \
@@ -160,7 +172,7 @@ def export_model(src, dst):
     try:
         export_checkpoint(src, dst)
     except (OSError, CheckpointError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     click.echo(f"exported {dst} ({dst.stat().st_size / 1e6:.1f} MB)")
 
 
@@ -175,24 +187,24 @@ def _read_mask(path: Path):
 
     img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if img is None:
-        _fail(f"{path}: not a readable image")
+        fail(f"{path}: not a readable image")
     mask = img > 127
     if not mask.any() or mask.all():
-        _fail(f"{path}: no person in this mask (it must be white on black)")
+        fail(f"{path}: no person in this mask (it must be white on black)")
     return np.ascontiguousarray(mask)
 
 
 @viz.command(name="features")
-@click.option("--model", "ckpt_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=DEFAULT_CHECKPOINT, show_default=True)
+@checkpoint_option()
 @click.option("--front", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               required=True, help="Front person mask (white on black, any size).")
 @click.option("--side", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               required=True, help="Side person mask.")
 @click.option("--side-facing", type=click.Choice(["right", "left"]), default="right",
               show_default=True, help="Which way the person faces in the side mask.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
-def viz_features(ckpt_path, front, side, side_facing, out):
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Output folder of the grids (PNG).")
+def viz_features(ckpt, front, side, side_facing, out):
     """Save grids of the encoders' feature maps per view and layer."""
     import numpy as np
     import torch
@@ -202,15 +214,15 @@ def viz_features(ckpt_path, front, side, side_facing, out):
     from bodyshape.viz import encoders_of, feature_maps, save_feature_grids
 
     try:
-        ck = load_checkpoint(ckpt_path)
+        ck = load_checkpoint(ckpt)
     except CheckpointError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     spec = CalibrationSpec(**ck.calibration)
     try:
         canv = {"front": calibrate(_read_mask(front), spec).image,
                 "side": calibrate(_read_mask(side), spec, mirror=side_facing == "left").image}
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     written = []
     for name, enc in encoders_of(ck.model).items():
         if name == "front+side":
@@ -223,7 +235,4 @@ def viz_features(ckpt_path, front, side, side_facing, out):
     click.echo(f"wrote {len(written)} feature grids to {out}")
 
 
-def register(group: click.Group) -> None:
-    """Add this module's commands to the main CLI group."""
-    for cmd in (train, eval_cmd, export_model, viz):
-        group.add_command(cmd)
+COMMANDS = (train, eval_cmd, export_model, viz)

@@ -1,7 +1,7 @@
 """Streaming a sharded synthetic dataset into PyTorch, with optional mask augmentation.
 
 :class:`ShardDataset` is an ``IterableDataset`` over the shards listed in a finished
-dataset's ``manifest.json`` (see :mod:`bodyshape.synth.shards`): shards are dealt
+dataset's ``manifest.json`` (written by :mod:`bodyshape.synth.shards`): shards are dealt
 round-robin to DataLoader workers (``get_worker_info``), so every sample is yielded exactly
 once per epoch whatever ``num_workers`` is. Shuffling (shard order and sample order within
 a shard) and augmentation draw only from generators seeded by ``(seed, epoch, ...)``: call
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from bodyshape.synth.shards import MANIFEST_NAME, ShardData, read_shard
+from bodyshape.dataset.shard_format import MANIFEST_NAME, ShardData, read_shard
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """``bodyshape predict``: one photo pair, or a CSV batch with one model load.
 
-Registered on the main group by ``bodyshape.cli``; like it, no logic of its own beyond
-argument handling and reporting.
+No logic of its own beyond argument handling and reporting; the work is
+``bodyshape.predict.Predictor`` and ``bodyshape.outputs.write_prediction``.
 """
 
 from __future__ import annotations
@@ -12,14 +12,9 @@ from pathlib import Path
 
 import click
 
-from bodyshape.predict import DEFAULT_CHECKPOINT, DEFAULT_SHAPE_MODEL
+from bodyshape.cli.common import checkpoint_option, fail, require_files, shape_model_option
 
 BATCH_COLUMNS = ("id", "front", "side", "height_cm")
-
-
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(2)
 
 
 def _safe_out(out: Path) -> None:
@@ -59,7 +54,8 @@ def _rows(path: Path) -> list[dict]:
 @click.option("--side", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Side photo or person mask (facing either way).")
 @click.option("--height-cm", type=float, default=None, help="The person's height, cm.")
-@click.option("--sex", type=click.Choice(["female", "male"]), default=None)
+@click.option("--sex", type=click.Choice(["female", "male"]), default=None,
+              help="The person's sex, if known.")
 @click.option("--batch", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               default=None, help="CSV with columns id,front,side,height_cm[,sex].")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -69,14 +65,12 @@ def _rows(path: Path) -> list[dict]:
 @click.option("--refine-masks", is_flag=True, help="Refine photo masks with GrabCut (slow).")
 @click.option("--fit-pose", is_flag=True,
               help="Fit the pose to the photos so the fit check (IoU, overlay) shows the posed "
-              "body; measurements are unchanged (~1 s).")
+              "body; measurements are unchanged (slower: docs/BENCHMARKS.md).")
 @click.option("--refine", is_flag=True,
-              help="Fit the pose, then the shape too, to the silhouettes (~2 s; changes the "
+              help="Fit the pose, then the shape too, to the silhouettes (slower; changes the "
               "measurements: see docs/PREDICT.md for whether it helps).")
-@click.option("--model", "ckpt", type=click.Path(dir_okay=False, path_type=Path),
-              default=DEFAULT_CHECKPOINT, show_default=True, help="Network checkpoint.")
-@click.option("--shape-model", type=click.Path(dir_okay=False, path_type=Path),
-              default=DEFAULT_SHAPE_MODEL, show_default=True)
+@checkpoint_option()
+@shape_model_option()
 def predict(front, side, height_cm, sex, batch, out, masks, refine_masks, fit_pose, refine, ckpt,
             shape_model):
     """Body mesh and tape measurements from a front and a side photo plus the height."""
@@ -86,21 +80,17 @@ def predict(front, side, height_cm, sex, batch, out, masks, refine_masks, fit_po
 
     if batch is None:
         if front is None or side is None or height_cm is None:
-            _fail("give --front, --side and --height-cm (or --batch pairs.csv)")
+            fail("give --front, --side and --height-cm (or --batch pairs.csv)")
     elif front or side or height_cm is not None or sex:
-        _fail("--batch takes the pairs from the CSV; do not combine it with --front/--side/"
+        fail("--batch takes the pairs from the CSV; do not combine it with --front/--side/"
               "--height-cm/--sex")
     elif out is None:
-        _fail("--batch needs --out DIR")
-    for path, what in ((ckpt, "network checkpoint"), (shape_model, "shape model")):
-        if not path.is_file():
-            _fail(f"{what} not found: {path}" + (
-                " (train one with scripts/train_default.sh)" if path == DEFAULT_CHECKPOINT
-                else ""))
+        fail("--batch needs --out DIR")
+    require_files(ckpt, shape_model)
     try:
         predictor = Predictor.load(ckpt, shape_model)
     except (ValueError, OSError, CheckpointError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     try:
         if batch is None:
             out = out or Path("prediction")
@@ -111,13 +101,13 @@ def predict(front, side, height_cm, sex, batch, out, masks, refine_masks, fit_po
                                  refine=refine)
                 write_prediction(pred, out)
             except (ValueError, OSError) as exc:
-                _fail(str(exc))
+                fail(str(exc))
             click.echo(_summary(pred, out))
             return
         try:
             rows = _rows(batch)
         except ValueError as exc:
-            _fail(str(exc))
+            fail(str(exc))
         failed = []
         for i, row in enumerate(rows, start=2):  # line numbers: the header is line 1
             rid = (row.get("id") or "").strip()
@@ -144,5 +134,4 @@ def predict(front, side, height_cm, sex, batch, out, masks, refine_masks, fit_po
         predictor.close()
 
 
-def register(group: click.Group) -> None:
-    group.add_command(predict)
+COMMANDS = (predict,)

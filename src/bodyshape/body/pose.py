@@ -1,0 +1,113 @@
+"""The pose vocabulary of the 16-joint rig (``bodyshape.body.rig``): the named pose angles,
+their conventions and the ranges synthesis draws them from.
+
+A measurement photo asks the subject to stand upright with arms held away from the body, so
+the default ranges (``PoseSpec``) stay close to that: arms lifted sideways by a varying amount
+with some forward/back swing and elbow bend, a small leg spread, nearly straight knees, and a
+small lean, side bend and twist of the trunk and head. The angles become joint rotations in
+:func:`bodyshape.body.kinematics.pose_rotations`; synthesis samples them
+(:mod:`bodyshape.synth.poses`).
+
+Angle conventions (rest frame: Z up, facing -Y, subject's left at +X):
+
+- ``arm_abduction_*``: absolute angle between the downward vertical and the shoulder -> wrist
+  direction in the frontal plane (0 = hanging, pi/2 = horizontal). The template's A-pose is
+  ``Rig.rest_arm_angle`` (~43 deg); the shoulder is rotated by the difference, about -Y for
+  the left arm and +Y for the right, so that a larger angle lifts both arms outward.
+- ``arm_swing_*``: rotation about the X axis at the shoulder, positive swings the arm forward.
+- ``elbow_bend_*``: extra flexion on top of the A-pose's bent elbow, about the axis
+  perpendicular to the rest upper arm within the frontal plane; positive brings the hand
+  forward and up.
+- ``leg_spread_*``: hip abduction relative to the rest stance, positive moves the foot
+  outward (about -Y on the left, +Y on the right).
+- ``knee_bend_*``: knee flexion about +X, positive moves the foot backward.
+- ``spine_*`` and ``head_*``: pitch about +X (positive leans forward), roll about +Y (positive
+  bends toward the subject's left), yaw about +Z (positive turns toward the subject's left);
+  applied as ``Rz(yaw) @ Ry(roll) @ Rx(pitch)`` at the spine (mid-lumbar) and head joints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+POSE_NAMES = (
+    "arm_abduction_l", "arm_abduction_r", "arm_swing_l", "arm_swing_r",
+    "elbow_bend_l", "elbow_bend_r", "leg_spread_l", "leg_spread_r",
+    "knee_bend_l", "knee_bend_r",
+    "spine_pitch", "spine_roll", "spine_yaw", "head_pitch", "head_roll", "head_yaw",
+)
+
+
+@dataclass(frozen=True)
+class PoseSpec:
+    """Uniform ranges (low, high) of the sampled pose angles, in DEGREES (see module docs).
+
+    Left and right sides are drawn independently from the same range.
+
+    Attributes:
+        arm_abduction_deg: absolute arm angle from vertical, (25, 65): from arms near the body
+            to well clear of it; the rest A-pose is ~43.
+        arm_swing_deg: forward (+) / backward (-) arm swing, (-10, 10).
+        elbow_bend_deg: extra elbow flexion, (0, 15).
+        leg_spread_deg: hip abduction relative to the rest stance (~5 deg outward per leg),
+            (-6, 6): at -6 the template's legs are about parallel with a ~2.5 cm gap between
+            the thighs; bodies whose thighs touch at rest will overlap when adducted.
+        knee_bend_deg: knee flexion, (0, 5).
+        spine_pitch_deg: forward (+) / backward lean, (-6, 6).
+        spine_roll_deg: side bend, (-4, 4).
+        spine_yaw_deg: trunk twist, (-5, 5).
+        head_deg: head pitch, roll and yaw, each (-8, 8).
+    """
+
+    arm_abduction_deg: tuple[float, float] = (25.0, 65.0)
+    arm_swing_deg: tuple[float, float] = (-10.0, 10.0)
+    elbow_bend_deg: tuple[float, float] = (0.0, 15.0)
+    leg_spread_deg: tuple[float, float] = (-6.0, 6.0)
+    knee_bend_deg: tuple[float, float] = (0.0, 5.0)
+    spine_pitch_deg: tuple[float, float] = (-6.0, 6.0)
+    spine_roll_deg: tuple[float, float] = (-4.0, 4.0)
+    spine_yaw_deg: tuple[float, float] = (-5.0, 5.0)
+    head_deg: tuple[float, float] = (-8.0, 8.0)
+
+    def ranges_rad(self) -> np.ndarray:
+        """(P, 2) radians, the (low, high) range of each of ``POSE_NAMES``."""
+        per_name = {}
+        for name in POSE_NAMES:
+            base = name[:-2] if name[-2:] in ("_l", "_r") else name
+            field = "head_deg" if base.startswith("head_") else f"{base}_deg"
+            per_name[name] = getattr(self, field)
+        return np.radians(np.array([per_name[n] for n in POSE_NAMES], dtype=np.float64))
+
+
+@dataclass(frozen=True)
+class PoseParams:
+    """Sampled pose angles.
+
+    Attributes:
+        angles: (n, P) radians, columns ``names`` (conventions in the module docs).
+        names: ``POSE_NAMES``.
+    """
+
+    angles: np.ndarray
+    names: tuple[str, ...] = POSE_NAMES
+
+    def __len__(self) -> int:
+        return self.angles.shape[0]
+
+    def column(self, name: str) -> np.ndarray:
+        """(n,) radians of angle ``name``."""
+        return self.angles[:, self.names.index(name)]
+
+
+def rest_pose_params(n: int, rest_arm_angle) -> PoseParams:
+    """Parameters of the rest pose (identity rotations): arms at the rest angle, all else 0.
+
+    Args:
+        n: number of poses.
+        rest_arm_angle: radians, scalar or broadcastable to (n, 2) (left, right).
+    """
+    angles = np.zeros((n, len(POSE_NAMES)))
+    angles[:, :2] = np.broadcast_to(rest_arm_angle, (n, 2))
+    return PoseParams(angles)

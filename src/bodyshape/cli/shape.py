@@ -1,0 +1,191 @@
+"""Shape-stage commands: ``bodies``, ``register``, ``pca fit|sample|summary``,
+``build-shape-model``.
+
+Each parses its options, calls one function of ``bodyshape.shape`` (imported when the
+command runs) and reports.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from bodyshape.assets import DEFAULT_SHAPE_MODEL
+from bodyshape.cli.common import default_of, fail, parse_range
+
+FOLDERS = "bodyshape.shape.folders"
+BUILD = "bodyshape.shape.build"
+SAMPLING = click.Choice(["gaussian", "per-sex", "gmm"])
+
+
+@click.command()
+@click.option("--n", "n", type=click.IntRange(1), required=True, help="Number of bodies.")
+@click.option("--topology", default="anny-noeyes-notongue", show_default=True,
+              type=click.Choice(["anny-noeyes-notongue", "soma", "notoes", "notoes_collapse10pc"]),
+              help="anny mesh topology of the output.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Output folder.")
+@click.option("--ages", default="20-70", show_default=True,
+              help="Morphological age range in years (anny's full range is 0-90).")
+@click.option("--sex", type=click.Choice(["both", "male", "female"]), default="both",
+              show_default=True, help="Sex of the bodies (both: drawn uniformly).")
+@click.option("--local-scale", type=click.FloatRange(0, 3),
+              default=default_of(f"{FOLDERS}:write_anny_bodies", "local_scale"),
+              show_default=True, help="Scale of the local body changes (0: phenotypes only).")
+def bodies(n, topology, seed, out, ages, sex, local_scale):
+    """Write N realistic anny bodies as PLY files plus DIR/bodies.json."""
+    from bodyshape.shape.folders import write_anny_bodies
+
+    sexes = ("male", "female") if sex == "both" else (sex,)
+    try:
+        path = write_anny_bodies(out, n, topology, seed, ages=parse_range(ages), sexes=sexes,
+                                 local_scale=local_scale)
+    except ValueError as e:
+        fail(str(e))
+    click.echo(f"wrote {n} bodies and {path}")
+
+
+@click.command()
+@click.argument("in_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Output folder of the registered meshes.")
+@click.option("--shape-model", default="default", show_default=True,
+              help="Shape prior for the fit: a model .npz, 'default' (the shipped model) "
+                   "or 'none' (template only).")
+@click.option("--units", type=click.Choice(["auto", "m", "cm", "mm"]),
+              default=default_of(f"{FOLDERS}:RegisterOptions", "units"), show_default=True,
+              help="Length unit of the input meshes.")
+@click.option("--up", type=str, default=default_of(f"{FOLDERS}:RegisterOptions", "up"),
+              show_default=True, help="Up axis of the input: auto, x, y, z, -x, -y, -z.")
+@click.option("--landmarks", type=click.Choice(["auto", "estimate"]),
+              default=default_of(f"{FOLDERS}:RegisterOptions", "landmarks"),
+              show_default=True, help="auto: landmark file, else anny transfer, else "
+              "estimated; estimate: always estimate.")
+@click.option("--workers", type=click.IntRange(1),
+              default=default_of(f"{FOLDERS}:register_folder", "workers"), show_default=True,
+              help="Processes.")
+def register(in_dir, out, shape_model, units, up, landmarks, workers):
+    """Register every mesh in IN_DIR onto the template topology (resumable)."""
+    from bodyshape.shape.folders import RegisterOptions, register_folder
+
+    model = _model_path(shape_model)
+    opts = RegisterOptions(units=units, up=up, landmarks=landmarks, shape_model=model)
+    try:
+        report = register_folder(in_dir, out, opts, workers=workers)
+    except ValueError as e:
+        fail(str(e))
+    for msg in report.failed.values():
+        click.echo(f"failed: {msg}", err=True)
+    click.echo(f"registered {len(report.done)}, skipped {len(report.skipped)} (already done), "
+               f"failed {len(report.failed)} -> {out}")
+    if report.failed:
+        sys.exit(1)
+
+
+def _model_path(value: str) -> str | None:
+    """``--shape-model`` of ``register``: a path, 'default' or 'none' -> a path or None."""
+    if value == "none":
+        return None
+    if value == "default":
+        if DEFAULT_SHAPE_MODEL.exists():
+            return str(DEFAULT_SHAPE_MODEL)
+        click.echo("warning: no shipped shape model; registering without a shape prior",
+                   err=True)
+        return None
+    if not Path(value).exists():
+        fail(f"{value}: no such shape model")
+    return value
+
+
+@click.group()
+def pca():
+    """Fit, sample and inspect PCA shape models."""
+
+
+@pca.command("fit")
+@click.argument("dirs", nargs=-1, required=True,
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--components", type=click.IntRange(1),
+              default=default_of(f"{BUILD}:fit_shape_model", "n_components"),
+              show_default=True, help="Number of principal components.")
+@click.option("--mixture", type=click.IntRange(0),
+              default=default_of(f"{BUILD}:fit_shape_model", "n_mixture"), show_default=True,
+              help="Gaussian-mixture components fitted for 'gmm' sampling (0: none).")
+@click.option("--seed", type=int, default=default_of(f"{BUILD}:fit_shape_model", "seed"),
+              show_default=True, help="Random seed (mixture fit).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Output model (.npz).")
+def pca_fit(dirs, components, mixture, seed, out):
+    """Fit a PCA shape model on registered meshes in DIRS (template topology)."""
+    from bodyshape.shape.build import fit_shape_model
+
+    try:
+        model = fit_shape_model(dirs, components, n_mixture=mixture, seed=seed)
+    except ValueError as e:
+        fail(str(e))
+    model.save(out)
+    click.echo(model.summary())
+    click.echo(f"saved {out}")
+
+
+@pca.command("sample")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--n", "n", type=click.IntRange(1), required=True, help="Number of bodies.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option("--method", type=SAMPLING, default="gaussian", show_default=True,
+              help="gaussian: independent components; per-sex: a full Gaussian per sex; gmm: "
+              "the fitted mixture (see pca fit --mixture).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Output folder.")
+def pca_sample(model, n, seed, method, out):
+    """Draw N new bodies from a shape model and write them as PLY files."""
+    from bodyshape.shape.build import write_samples
+
+    try:
+        write_samples(model, n, seed, method, out)
+    except ValueError as e:
+        fail(str(e))
+    click.echo(f"wrote {n} bodies to {out}")
+
+
+@pca.command("summary")
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                required=False)
+def pca_summary(model):
+    """Print a summary of MODEL (default: the shipped model)."""
+    from bodyshape.shape.pca import ShapeModel
+
+    path = model or DEFAULT_SHAPE_MODEL
+    try:
+        click.echo(ShapeModel.load(path).summary())
+    except ValueError as e:
+        fail(str(e))
+
+
+@click.command("build-shape-model")
+@click.option("--preset", type=click.Choice(["default", "quick"]), default="default",
+              show_default=True, help="default: 3,000 + 4,000 bodies (about an hour on 2 "
+              "cores); quick: a few hundred bodies in minutes.")
+@click.option("--work", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("work/shape"), show_default=True,
+              help="Folder for the intermediate bodies (resumable).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Output model [default: the shipped model for --preset default, "
+                   "WORK/shape_model.npz otherwise].")
+@click.option("--workers", type=click.IntRange(1), default=default_of(f"{BUILD}:build", "workers"),
+              show_default=True, help="Processes.")
+def build_shape_model(preset, work, out, workers):
+    """Build a shape model from anny bodies end to end and print its summary."""
+    from bodyshape.shape.build import PRESETS, build
+
+    spec = PRESETS[preset]
+    out = out or (DEFAULT_SHAPE_MODEL if preset == "default" else work / "shape_model.npz")
+    model = build(spec, work, out, workers=workers)
+    click.echo(model.summary())
+    click.echo(f"saved {out}")
+
+
+COMMANDS = (bodies, register, pca, build_shape_model)

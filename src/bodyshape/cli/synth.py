@@ -1,0 +1,84 @@
+"""``bodyshape synth``: render synthetic front/side silhouette pairs into shards.
+
+Option defaults are read from ``SynthSpec``, ``CameraSpec`` and ``write_dataset``; the
+synth modules are imported only when the command runs or shows its help.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from bodyshape.cli.common import default_of, fail, shape_model_option
+
+SPEC = "bodyshape.synth.generate:SynthSpec"
+CAMERA = "bodyshape.render.camera:CameraSpec"
+WRITE = "bodyshape.synth.shards:write_dataset"
+
+
+@click.command()
+@shape_model_option()
+@click.option("--n", "n", type=click.IntRange(1), required=True,
+              help="Number of front/side pairs (all parts together).")
+@click.option("--poses-per-shape", type=click.IntRange(1),
+              default=default_of(SPEC, "poses_per_shape"), show_default=True,
+              help="Pose/camera variants per body shape (sample i uses shape i // K).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Dataset folder (shards and manifest.json).")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
+              help="Dataset seed; a held-out test set is just another seed (e.g. 999).")
+@click.option("--workers", type=click.IntRange(1), default=default_of(WRITE, "workers"),
+              show_default=True, help="Processes; the output bytes do not depend on it.")
+@click.option("--shard-index", type=click.IntRange(0), default=None,
+              help="This machine's part, 0..num-shards-1 (with --num-shards).")
+@click.option("--num-shards", type=click.IntRange(1), default=None,
+              help="Number of parts; part i makes shards i, i+n, i+2n, ...")
+@click.option("--shard-size", type=click.IntRange(1), default=default_of(WRITE, "shard_size"),
+              show_default=True, help="Samples per shard file.")
+@click.option("--sampling", type=click.Choice(["gaussian", "per-sex", "gmm"]),
+              default=default_of(SPEC, "sampling"), show_default=True,
+              help="Shape sampling method.")
+@click.option("--canvas", type=click.IntRange(8),
+              default=default_of(SPEC, "calibration.canvas_width"), show_default=True,
+              help="Square network canvas size, pixels.")
+@click.option("--masks", "mask_format", type=click.Choice(["packed", "uint8"]),
+              default=default_of(WRITE, "mask_format"), show_default=True,
+              help="packed: 1 bit per pixel (thresholded at 0.5); uint8: anti-aliased.")
+@click.option("--frame", "frame", type=click.IntRange(64),
+              default=default_of(CAMERA, "long_side"), show_default=True,
+              help="Long side of the rendered phone frame, pixels.")
+@click.option("--progress/--no-progress", default=True, show_default=True,
+              help="Show a progress bar.")
+def synth(shape_model, n, poses_per_shape, out, seed, workers, shard_index, num_shards,
+          shard_size, sampling, canvas, mask_format, frame, progress):
+    """Render N synthetic front/side silhouette pairs into OUT/shard-*.npz.
+
+    Deterministic (the same arguments give byte-identical shards for any --workers) and
+    resumable (rerun the same command after a kill). Shard format and defaults:
+    docs/SYNTH.md.
+    """
+    from bodyshape.calibrate import CalibrationSpec
+    from bodyshape.render.camera import CameraSpec
+    from bodyshape.synth.generate import SynthSpec
+    from bodyshape.synth.shards import write_dataset
+
+    try:
+        spec = SynthSpec(camera=CameraSpec(long_side=frame),
+                         calibration=CalibrationSpec(canvas, canvas),
+                         poses_per_shape=poses_per_shape, sampling=sampling)
+        summary = write_dataset(shape_model, out, n, seed, spec, workers=workers,
+                                shard_index=shard_index, num_shards=num_shards,
+                                progress=progress, shard_size=shard_size,
+                                mask_format=mask_format)
+    except (ValueError, OSError) as e:
+        fail(str(e))
+    click.echo(f"wrote {summary['written']} shards, skipped {summary['skipped']} "
+               f"(this part: {summary['shards']})")
+    if summary["manifest"]:
+        click.echo(f"dataset complete: {summary['manifest']}")
+    else:
+        click.echo("other parts still missing: manifest.json is written by the last part")
+
+
+COMMANDS = (synth,)

@@ -1,0 +1,46 @@
+"""The CLI's option defaults come from the library, and ``bodyshape --help`` stays light."""
+
+import subprocess
+import sys
+
+import click
+
+from bodyshape.cli import main
+from bodyshape.cli.common import default_of
+
+
+def _params(cmd, path=()):
+    if isinstance(cmd, click.Group):
+        for name, sub in cmd.commands.items():
+            yield from _params(sub, path + (name,))
+    else:
+        for p in cmd.params:
+            yield path, p
+
+
+def test_every_config_default_resolves():
+    """Each lazily read default names an existing dataclass field or keyword argument."""
+    lazy = [(path, p) for path, p in _params(main) if isinstance(p.default, default_of)]
+    assert {path[0] for path, _ in lazy} >= {"train", "synth", "serve"}
+    for path, p in lazy:
+        value = p.default()
+        assert value is not None, (path, p.name)
+        assert p.type_cast_value(click.Context(main), value) == value, (path, p.name)
+
+
+def test_train_defaults_are_train_config():
+    from bodyshape.train import TrainConfig
+
+    cfg = TrainConfig(stage="front")
+    train = main.commands["train"]
+    ctx = train.make_context("train", ["--stage", "front", "--data", "d", "--out", "o"])
+    for name in ("epochs", "batch_size", "lr", "iou_weight", "iou_samples", "iou_size",
+                 "pca_init", "branch_mode", "branch_lr_scale", "augment", "seed", "max_steps"):
+        assert ctx.params[name] == getattr(cfg, name), name
+
+
+def test_cli_import_is_light():
+    code = ("import sys, bodyshape.cli; "
+            "heavy = {'torch', 'numba', 'scipy', 'cv2'} & set(sys.modules); "
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)
