@@ -10,10 +10,18 @@
    gets a new mesh per silhouette, as synthetic data needs (every body and pose differs).
    Needs ``apt install libosmesa6`` and ``pip install pyrender pyopengl==3.1.7``; skipped
    (and said so) when they are missing.
-4. Pictures: 16 random samples (front and side canvases) -> docs/synth_samples.png, and one
+4. Agreement with the numpy posing that synthesis used before the torch kinematics: the 24
+   samples of ``tests/data/synth_reference_seed11.npz`` (written by that code) made again,
+   and the largest difference of every stored array.
+5. Pictures: 16 random samples (front and side canvases) -> docs/synth_samples.png, and one
    sample under 8 augmentation draws -> docs/augment.png.
 
-Usage: python benchmarks/bench_synth.py [--n 3000] [--n-raster 100]
+With ``--against REF`` (a git commit), the default-frame throughput is also measured for
+the code at REF (its ``src/`` from ``git archive``, in a subprocess, same interpreter and
+shape model), alternating with this tree's runs, so the two are compared as ratios from one
+run on one machine.
+
+Usage: python benchmarks/bench_synth.py [--n 3000] [--n-raster 100] [--against REF]
 """
 
 from __future__ import annotations
@@ -21,6 +29,8 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -59,6 +69,42 @@ def throughput(model_path: Path, n: int, frame: int, workers: int, tmp: Path
     return n / dt, size / n
 
 
+_RATE_SCRIPT = """
+import shutil, sys, time
+from bodyshape.render.camera import CameraSpec
+from bodyshape.synth.generate import SynthSpec
+from bodyshape.synth.shards import write_dataset
+model, out = sys.argv[1], sys.argv[2]
+n, frame, workers = (int(x) for x in sys.argv[3:6])
+spec = SynthSpec(camera=CameraSpec(long_side=frame))
+write_dataset(model, out + "-warm", 4, 0, spec, shard_size=4, progress=False)
+t0 = time.perf_counter()
+write_dataset(model, out, n, 0, spec, workers=workers, shard_size=max(1, n // 8), progress=False)
+print(n / (time.perf_counter() - t0))
+shutil.rmtree(out); shutil.rmtree(out + "-warm")
+"""
+
+
+def throughput_of_source(src: Path, model_path: Path, n: int, frame: int, workers: int,
+                         tmp: Path) -> float:
+    """Pairs per second of ``write_dataset`` from the package in ``src`` (a subprocess)."""
+    env = dict(os.environ, PYTHONPATH=str(src))
+    out = subprocess.run([sys.executable, "-c", _RATE_SCRIPT, str(model_path),
+                          str(tmp / f"src-{frame}-{workers}"), str(n), str(frame), str(workers)],
+                         env=env, check=True, capture_output=True, text=True, cwd=tmp)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def checkout_source(ref: str, tmp: Path) -> Path:
+    """The ``src/`` folder of commit ``ref`` (``git archive``), extracted under ``tmp``."""
+    dest = tmp / f"src-at-{ref}"
+    dest.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "src"], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest / "src"
+
+
 def frame_size_agreement(body: BodyModel, n: int, frames=(512, 1024), reference=2048
                          ) -> dict[int, list[float]]:
     """IoU of the stored canvases of the same samples rendered with each of ``frames`` px
@@ -91,18 +137,30 @@ def posed_views(body: BodyModel, n: int, frame: int) -> list[tuple[np.ndarray, C
     return views
 
 
+def reference_agreement(body: BodyModel) -> dict[str, float]:
+    """Largest absolute difference of each shard array between the pre-torch-kinematics
+    reference samples and the same samples made now (0.0: bit-identical)."""
+    from bodyshape.dataset.shard_format import shard_arrays
+
+    ref = np.load(ROOT / "tests" / "data" / "synth_reference_seed11.npz")
+    got = shard_arrays([make_sample(body, i, 11, SynthSpec()) for i in range(len(ref["index"]))])
+    return {k: float(np.abs(got[k].astype(np.float64) - ref[k].astype(np.float64)).max())
+            for k in ref.files}
+
+
 def pyrender_silhouettes(views, faces):
-    """(ms per silhouette, masks) with pyrender on OSMesa, or (None, reason)."""
+    """(ms per silhouette, masks, version) with pyrender on OSMesa, or (None, reason,
+    None)."""
     try:
         import pyrender
         import trimesh
     except Exception as exc:  # ImportError, or OpenGL failing to find OSMesa
-        return None, f"pyrender unavailable ({type(exc).__name__}: {exc})"
+        return None, f"pyrender unavailable ({type(exc).__name__}: {exc})", None
     cam0 = views[0][1]
     try:
         renderer = pyrender.OffscreenRenderer(cam0.width, cam0.height)
     except Exception as exc:
-        return None, f"pyrender/OSMesa cannot start ({type(exc).__name__}: {exc})"
+        return None, f"pyrender/OSMesa cannot start ({type(exc).__name__}: {exc})", None
     flip = np.diag([1.0, -1.0, -1.0, 1.0])  # OpenCV camera axes -> OpenGL camera axes
     masks = []
     t0 = 0.0
@@ -123,7 +181,7 @@ def pyrender_silhouettes(views, faces):
         masks.append(depth > 0)
     dt = time.perf_counter() - t0
     renderer.delete()
-    return dt / len(views) * 1e3, masks
+    return dt / len(views) * 1e3, masks, pyrender.__version__
 
 
 def pictures(model_path: Path, tmp: Path) -> None:
@@ -174,6 +232,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=3000, help="samples per throughput run")
     ap.add_argument("--n-raster", type=int, default=100, help="bodies for the raster race")
     ap.add_argument("--n-agree", type=int, default=200, help="samples for 512 vs 1024 px")
+    ap.add_argument("--against", default=None,
+                    help="a git commit whose synthesis speed to measure alongside this tree's")
     a = ap.parse_args()
     model_path = Path(a.model)
     body_model = BodyModel.load(model_path)
@@ -191,6 +251,29 @@ def main() -> None:
                              f"{rate:.0f}"])
                 print(rows[-1], flush=True)
         res["gb_per_100k"] = res["bytes_per_sample"] * 1e5 / 1e9
+        against = ""
+        if a.against:
+            src = checkout_source(a.against, tmp)
+            mine = (ROOT / "src").resolve()
+            rows_ref = []
+            for workers in (1, 2):
+                # Alternate the two trees, twice each, so that drift in the machine's speed
+                # falls on both alike.
+                rates = {"this": [], "ref": []}
+                for _ in range(2):
+                    rates["this"].append(throughput_of_source(mine, model_path, a.n, 512,
+                                                              workers, tmp))
+                    rates["ref"].append(throughput_of_source(src, model_path, a.n, 512,
+                                                             workers, tmp))
+                this, ref = (float(np.mean(rates[k])) for k in ("this", "ref"))
+                res[f"against_w{workers}"] = {"this": this, "ref": ref, "ratio": this / ref}
+                rows_ref.append([workers, f"{this:.0f}", f"{ref:.0f}", f"{this / ref:.2f}"])
+                print(rows_ref[-1], flush=True)
+            res["against"] = a.against
+            against = ("\n\nThis tree against commit `" + a.against + "` (512 px frames, the "
+                       "mean of two alternating runs each):\n\n" + table(
+                           ["workers", "pairs / s, this tree", f"pairs / s, {a.against}",
+                            "ratio"], rows_ref))
 
         with threadpool_limits(1):
             ious = frame_size_agreement(body_model, a.n_agree)
@@ -220,7 +303,7 @@ def main() -> None:
         res["ours_closed_raster_only_ms"] = raster_only
         res["closed_equals_open"] = all(np.array_equal(x, y)
                                         for x, y in zip(ours[False], ours[True]))
-        pyr_ms, pyr = pyrender_silhouettes(views, faces)
+        pyr_ms, pyr, res["pyrender_version"] = pyrender_silhouettes(views, faces)
         if pyr_ms is None:
             res["pyrender"] = pyr
             race = f"pyrender was not measured: {pyr}."
@@ -231,7 +314,8 @@ def main() -> None:
                        pyrender_iou_mean=float(np.mean(agree)),
                        pyrender_iou_min=float(np.min(agree)))
             race = table(["renderer (one core)", "ms / silhouette", "speed-up vs pyrender"], [
-                ["pyrender 0.1.45 on OSMesa (llvmpipe, new mesh each)", f"{pyr_ms:.2f}", "1"],
+                [f"pyrender {res['pyrender_version']} on OSMesa (llvmpipe, new mesh each)",
+                 f"{pyr_ms:.2f}", "1"],
                 ["ours, all faces", f"{timings[False]:.2f}", f"{res['speedup']:.1f}x"],
                 ["ours, front faces (closed mesh; what synth uses)", f"{timings[True]:.2f}",
                  f"{res['speedup_closed']:.1f}x"],
@@ -240,6 +324,9 @@ def main() -> None:
                   f"depth mask against ours: IoU mean {res['pyrender_iou_mean']:.5f}, min "
                   f"{res['pyrender_iou_min']:.5f} (OpenGL's own pixel rules differ on edge "
                   f"pixels).")
+        with threadpool_limits(1):
+            diffs = reference_agreement(body_model)
+        res["reference_max_abs_diff"] = diffs
         pictures(model_path, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -248,7 +335,7 @@ def main() -> None:
 two calibrations, shard writing), front+side pairs per second, {a.n} samples per run, default
 128 px canvas, bit-packed masks:
 
-{table(["frame", "workers", "pairs / s"], rows)}
+{table(["frame", "workers", "pairs / s"], rows)}{against}
 
 Disk: {res['bytes_per_sample']:.0f} bytes per sample, **{res['gb_per_100k']:.2f} GB per 100k
 samples** (packed 128 px masks; `--masks uint8` stores 8x more mask bytes).
@@ -267,6 +354,13 @@ Rasterizer against pyrender/OSMesa:
 {race}
 
 Front-face culling gives identical masks on these closed meshes: {res['closed_equals_open']}.
+
+Against the numpy posing used before the kinematics moved to torch (24 reference samples,
+`tests/data/synth_reference_seed11.npz`): bit-identical arrays:
+{", ".join(f"`{k}`" for k, d in diffs.items() if d == 0.0)}; differing only by float
+rounding: {", ".join(f"`{k}` (max {d:.1e})" for k, d in diffs.items() if d != 0.0) or "none"}.
+The cameras are framed on the posed vertices by a root solve, which carries their last-bit
+differences; every mask and calibration is unchanged.
 Pictures: `docs/synth_samples.png` (16 samples), `docs/augment.png` (augmentation).
 """
     write_section("synth", "Synthetic data: throughput, rasterizer, disk", body, res)

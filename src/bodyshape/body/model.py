@@ -139,7 +139,8 @@ class BodyModel:
         """Turn (V, 3) or (B, V, 3) meshes by ``yaw`` radians (scalar or (B,)) about the
         vertical through their box centre (``kinematics.yaw_about_centre``)."""
         v, added = _batched(vertices)
-        y = torch.from_numpy(np.array(np.broadcast_to(np.asarray(yaw, dtype=np.float64), v.shape[:1])))
+        y = torch.from_numpy(np.array(np.broadcast_to(np.asarray(yaw, dtype=np.float64),
+                                                      v.shape[:1])))
         out = kin.yaw_about_centre(v, y).numpy()
         return out[0] if added else out
 
