@@ -94,11 +94,12 @@ def make_data(model_path: Path, work: Path, n: int, test_n: int) -> dict[str, Pa
     paths = {"distinct": work / "data-distinct", "7k": work / "data-7k",
              "test": work / "data-test"}
     k = max(1, round(n / 7000))
-    write_dataset(model_path, paths["distinct"], n, 0, SynthSpec(sampling="per-sex"),
+    # The clean data these ablations were run on (realistic data: bench_realism.py).
+    write_dataset(model_path, paths["distinct"], n, 0, SynthSpec.clean(sampling="per-sex"),
                   workers=2)
-    write_dataset(model_path, paths["7k"], n, 0, SynthSpec(sampling="per-sex",
-                                                            poses_per_shape=k), workers=2)
-    write_dataset(model_path, paths["test"], test_n, 999, SynthSpec(sampling="per-sex"),
+    write_dataset(model_path, paths["7k"], n, 0, SynthSpec.clean(sampling="per-sex",
+                                                                  poses_per_shape=k), workers=2)
+    write_dataset(model_path, paths["test"], test_n, 999, SynthSpec.clean(sampling="per-sex"),
                   workers=2)
     return paths
 

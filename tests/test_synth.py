@@ -6,13 +6,14 @@ function of (model, spec, seed, index), so small runs test the same code paths a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 import torch
 
-from bodyshape.body import BodyModel
+from bodyshape.body import POSE_NAMES, BodyModel
 from bodyshape.calibrate import CalibrationSpec
 from bodyshape.dataset.shard_format import ShardError, read_shard, shard_arrays
 from bodyshape.dataset.stream import Augment, ShardDataset, augment_mask, held_out_split
@@ -202,29 +203,52 @@ def test_augmentation_changes_masks_but_keeps_them_close(reference):
     assert np.mean(ious) > 0.8 and min(ious) > 0.65, ious
 
 
-def test_canvas_camera_reprojects_the_stored_mask(model_path, reference):
-    """From a shard row alone (coefficients, pose, yaw, cameras, calibration) the stored
-    mask is rebuilt exactly, and the canvas camera projects the body where calibration put
-    it: the ground truth the re-projection loss trains against."""
+def _naked_views(model, data, r):
+    """The naked body of shard row ``r`` posed, turned and framed like each stored view."""
+    rest = model.shape.decode(data.coeffs[r][None])[0].astype(np.float64)
+    for v, view in enumerate(("front", "side")):
+        posed = model.pose(rest, data.pose_angles[r, v].astype(np.float64))
+        yield v, view, model.turn(posed, float(data.yaw[r, v])), data.camera(r, view)
+
+
+@pytest.mark.parametrize("garments", [False, True])
+def test_canvas_camera_reprojects_the_stored_mask(model_path, reference, tmp_path, garments):
+    """From a shard row alone (coefficients, per-view poses, yaws, cameras, calibration) the
+    naked body lands where calibration put the stored mask: the ground truth the
+    re-projection loss trains against. Naked, the stored mask is rebuilt exactly; dressed,
+    it contains the naked body and is larger."""
     from bodyshape.calibrate import calibrate
     from bodyshape.render.raster import silhouette
 
     model = BodyModel.load(model_path)
-    data = read_shard(reference / "shard-00000.npz")
+    if garments:
+        root = reference
+    else:
+        root = tmp_path / "naked"
+        write_dataset(model_path, root, 2, 5, dataclasses.replace(SPEC, garments=None),
+                      shard_size=2, progress=False)
+    data = read_shard(root / "shard-00000.npz")
     assert data.canvas_intrinsics().shape == (len(data), 2, 3, 3)
+    assert data.pose_angles.shape == (len(data), 2, len(POSE_NAMES))
+    assert not np.array_equal(data.pose_angles[:, 0], data.pose_angles[:, 1])
+    assert (data.garments >= 0).all() if garments else (data.garments == -1).all()
     for r in range(len(data)):
-        rest = model.shape.decode(data.coeffs[r][None])[0].astype(np.float64)
-        posed = model.pose(rest, data.pose_angles[r].astype(np.float64))
-        for v, view in enumerate(("front", "side")):
-            body = model.turn(posed, float(data.yaw[r, v]))
-            frame = data.camera(r, view)
+        for v, view, body, frame in _naked_views(model, data, r):
             cal = calibrate(silhouette(body, model.faces, frame), SPEC.calibration,
                             mirror=bool(data.side_mirrored[r]) and view == "side")
-            np.testing.assert_array_equal(cal.image >= 0.5, data.masks[r, v] >= 128)
-            assert cal.scale == pytest.approx(data.calib_scale[r, v], rel=1e-9)
+            naked, stored = cal.image >= 0.5, data.masks[r, v] >= 128
+            if garments:  # the naked body seen straight on the canvas lies inside the mask
+                naked = silhouette(body, model.faces, data.canvas_camera(r, view))
+                assert (naked & stored).sum() >= 0.97 * naked.sum()
+                assert stored.sum() > naked.sum()
+            else:
+                np.testing.assert_array_equal(naked, stored)
+                assert cal.scale == pytest.approx(data.calib_scale[r, v], rel=1e-9)
             on_frame, _ = frame.project(body)
             on_canvas, _ = data.canvas_camera(r, view).project(body)
-            np.testing.assert_allclose(on_canvas, cal.to_canvas(on_frame), atol=1e-6)
+            flip = -1.0 if (view == "side" and data.side_mirrored[r]) else 1.0
+            np.testing.assert_allclose(on_canvas, data.calib_offset[r, v] + data.calib_scale[
+                r, v] * on_frame * [flip, 1.0], atol=1e-6)
 
 
 def test_bad_output_folders_and_sizes(model_path, reference, tmp_path, monkeypatch):
@@ -272,14 +296,21 @@ def test_cli_synth_writes_and_refuses_clearly(model_path, reference, tmp_path):
 def test_same_samples_as_before_the_torch_kinematics(body):
     """Synthesis through the one torch kinematics gives the samples that the earlier numpy
     posing gave (``tests/data/synth_reference_seed11.npz``: 24 samples of the shipped shape
-    model, seed 11, default spec, written by the numpy code): masks, poses, yaws,
+    model, seed 11, the spec of the time: ``SynthSpec.clean()``, written by the numpy code): masks, poses, yaws,
     coefficients and calibration bit for bit; the stored cameras within float64 rounding:
     they are framed on the posed vertices, which differ in the last bits, by a root solve
     (measured: 4e-13 in R, 2e-12 m in t)."""
     from pathlib import Path
 
     ref = np.load(Path(__file__).parent / "data" / "synth_reference_seed11.npz")
-    got = shard_arrays([make_sample(body, i, 11, SynthSpec()) for i in range(24)])
+    got = shard_arrays([make_sample(body, i, 11, SynthSpec.clean()) for i in range(24)])
+    # Since per-view poses, shards hold a pose per view (equal rows for the clean preset's
+    # shared pose), the outfit codes (-1: naked) and keypoints.
+    assert (got.pop("garments") == -1).all()
+    assert np.isfinite(got.pop("keypoints")).all()  # new: body keypoints (separate stream)
+    angles = got.pop("pose_angles")
+    assert np.array_equal(angles[:, 0], angles[:, 1])
+    got["pose_angles"] = angles[:, 0]
     assert set(got) == set(ref.files)
     rounding = {"camera_R": 1e-9, "camera_t": 1e-9}  # unitless / meters
     for key in ref.files:

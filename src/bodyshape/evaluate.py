@@ -16,6 +16,7 @@ dict and a markdown table (:func:`markdown`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ import torch
 
 from bodyshape.body import BodyModel
 from bodyshape.checkpoint import Checkpoint
-from bodyshape.dataset.stream import ShardDataset
+from bodyshape.dataset.stream import Augment, ShardDataset
 from bodyshape.measure import body_stats
 from bodyshape.render.camera import Camera
 from bodyshape.render.raster import mask_iou, silhouette
@@ -62,14 +63,16 @@ class Predictions:
 @torch.no_grad()
 def predict_dataset(ckpt: Checkpoint, root: str | os.PathLike, model: ShapeModel,
                     limit: int | None = None, batch_size: int = 64,
-                    sex_known: bool = True) -> Predictions:
+                    sex_known: bool = True, augment: Augment | None = None) -> Predictions:
     """Run a checkpoint over (the first ``limit`` samples of) a held-out set.
 
     ``sex_known=False`` hides the sex from the network (code -1), as for users who give none.
+    ``augment`` corrupts the test masks (e.g. ``Augment.measured()``: segmentation errors),
+    with generators seeded by the sample index only, so a test set stays fixed.
     """
     if ckpt.shape_model_hash != model.model_hash:
         raise ValueError("the checkpoint was trained for another shape model")
-    ds = ShardDataset(root, shuffle=False)
+    ds = ShardDataset(root, shuffle=False, augment=augment)
     if ds.config["shape_model_hash"] != model.model_hash:
         raise ValueError(f"{root} was generated with another shape model")
     net = ckpt.model.eval()
@@ -98,11 +101,12 @@ def predict_dataset(ckpt: Checkpoint, root: str | os.PathLike, model: ShapeModel
 def reprojection_iou(body: BodyModel, rest: np.ndarray, items: list[dict]) -> np.ndarray:
     """(N, 2) exact IoU of rest meshes (N, V, 3) posed and seen like their samples, against
     the samples' stored canvases (front, side)."""
-    angles = np.stack([it["pose_angles"] for it in items]).astype(np.float64)
-    posed = body.pose(rest.astype(np.float64), angles)
+    angles = np.stack([it["pose_angles"] for it in items]).astype(np.float64)  # (N, 2, P)
+    rest = rest.astype(np.float64)
     out = np.zeros((len(items), 2))
-    for i, it in enumerate(items):
-        for v, name in enumerate(("front", "side")):
+    for v, name in enumerate(("front", "side")):
+        posed = body.pose(rest, angles[:, v])  # each view has its own pose
+        for i, it in enumerate(items):
             target = it[name][0] >= 0.5
             h, w = target.shape
             # The dataset streams float32 cameras: restore an exact rotation.
@@ -172,11 +176,12 @@ def summarize(per_sample: dict[str, np.ndarray]) -> dict:
 
 
 def evaluate(ckpt: Checkpoint, root: str | os.PathLike, body: BodyModel,
-             limit: int | None = None, sex_known: bool = True, baseline: bool = False
-             ) -> dict:
+             limit: int | None = None, sex_known: bool = True, baseline: bool = False,
+             augment: Augment | None = None) -> dict:
     """The full report (``summarize``) of a checkpoint on a held-out set; with
-    ``baseline`` also the height-only baseline's under ``report["height_only"]``."""
-    pred = predict_dataset(ckpt, root, body.shape, limit, sex_known=sex_known)
+    ``baseline`` also the height-only baseline's under ``report["height_only"]``;
+    ``augment`` corrupts the test masks (see ``predict_dataset``)."""
+    pred = predict_dataset(ckpt, root, body.shape, limit, sex_known=sex_known, augment=augment)
     report = summarize(metrics(pred, body))
     if baseline:
         report["height_only"] = summarize(metrics(pred, body, height_only(body.shape,
@@ -184,6 +189,7 @@ def evaluate(ckpt: Checkpoint, root: str | os.PathLike, body: BodyModel,
     report["checkpoint"] = str(ckpt.path) if ckpt.path else None
     report["data"] = str(Path(root))
     report["sex_known"] = sex_known
+    report["augment"] = None if augment is None else dataclasses.asdict(augment)
     return report
 
 

@@ -44,6 +44,8 @@ class ViewInput:
             landmarks for photos, from the feet for masks; both when the feet are
             ambiguous); front views: ("front",).
         warnings: non-fatal issues of the segmentation.
+        landmarks: (33, 4) MediaPipe Pose landmarks of a photo (``segment.Segmentation``),
+            None for masks.
     """
 
     view: str
@@ -52,6 +54,7 @@ class ViewInput:
     is_photo: bool
     facings: tuple[str, ...]
     warnings: tuple[str, ...] = ()
+    landmarks: np.ndarray | None = None
 
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
@@ -188,7 +191,8 @@ def read_view(source, view: str, segmenter: Callable[[], Segmenter], masks: bool
     seg = segmenter().segment(image, refine=refine_masks)
     check_photo(seg, view)
     facings = (facing_of(seg.landmarks),) if view == "side" else ("front",)
-    return ViewInput(view, image, seg.mask, True, facings, tuple(warnings_for(seg, view)))
+    return ViewInput(view, image, seg.mask, True, facings, tuple(warnings_for(seg, view)),
+                     seg.landmarks)
 
 
 def _aspect(mask: np.ndarray) -> float:

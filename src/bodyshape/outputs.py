@@ -11,7 +11,8 @@ renames it into place, so a failed or killed run leaves nothing partial:
 - ``shape.json``: the PCA coefficients, their count, the shape-model hash and the height
   scaling.
 - ``overlay.png``: each input with its person mask (blue tint) and the mesh's re-projected
-  outline (red) from the fitted camera, with the IoU per view.
+  outline (red) from the fitted camera, with the IoU per view; for photos, the
+  part-coloured canvas (``parts.part_labels`` from MediaPipe's landmarks) inset top right.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 import trimesh
 
 from bodyshape.body.pose import POSE_NAMES
+from bodyshape.parts import colour_labels
 from bodyshape.fileio import atomic_dir
 from bodyshape.predict import Prediction, ViewFit
 
@@ -81,6 +83,14 @@ def overlay_panel(fit: ViewFit, title: str) -> np.ndarray:
     cv2.drawContours(out, contours, -1, (230, 30, 30), 2, lineType=cv2.LINE_AA)
     cv2.putText(out, f"{title}  IoU {fit.iou:.3f}", (10, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8,
                 (20, 20, 20), 2, cv2.LINE_AA)
+    if fit.parts is not None:  # the part-coloured canvas as an inset, top right
+        size = OVERLAY_HEIGHT // 3
+        inset = cv2.resize(colour_labels(fit.parts), (size, size),
+                           interpolation=cv2.INTER_NEAREST)
+        if out.shape[1] >= size + 8:
+            out[40:40 + size, -size - 4:-4] = inset
+            cv2.rectangle(out, (out.shape[1] - size - 5, 39), (out.shape[1] - 4, 40 + size),
+                          (120, 120, 120), 1)
     return out
 
 

@@ -36,6 +36,7 @@ from bodyshape.checkpoint import Checkpoint, load_checkpoint
 from bodyshape.fitcheck import Reprojection, fit_view
 from bodyshape.inputs import InputError, ViewInput, check_height, check_pair, check_sex, read_view
 from bodyshape.measure import measure_bodies
+from bodyshape.parts import parts_from_landmarks
 from bodyshape.segment import Segmenter
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,8 @@ class ViewFit:
         iou: IoU of ``rendered`` with the input canvas (thresholded at 0.5).
         mirrored: whether the view was mirrored to the canonical facing.
         warnings: non-fatal issues of this view.
+        parts: (H, W) uint8 body-part labels of the canvas mask (``parts.part_labels`` from
+            MediaPipe's landmarks), None for mask inputs (no landmarks).
     """
 
     image: np.ndarray
@@ -67,6 +70,7 @@ class ViewFit:
     iou: float
     mirrored: bool
     warnings: tuple[str, ...] = ()
+    parts: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -242,5 +246,7 @@ class Predictor:
             warnings.append(f"{view.view} view: the body explains the silhouette poorly (IoU "
                             f"{fit.iou:.2f}); loose clothing, an unusual pose or a poor "
                             "segmentation?")
+        parts = None if view.landmarks is None else parts_from_landmarks(cal, view.landmarks)
         return ViewFit(image=view.image, mask=view.mask, calibrated=cal, rendered=fit.canvas,
-                       iou=fit.iou, mirrored=cal.mirrored, warnings=tuple(warnings))
+                       iou=fit.iou, mirrored=cal.mirrored, warnings=tuple(warnings),
+                       parts=parts)

@@ -160,9 +160,10 @@ class _Runner:
         if with_iou and cfg.iou_weight > 0 and cfg.iou_samples > 0:
             n = min(cfg.iou_samples, z.shape[0])
             # The pose angles are data (no gradient): rotations in float32 like the network.
-            rot = pose_rotations(batch["pose_angles"][:n].float(), self.rest_arm)
             ious = []
             for v in _views(cfg):
+                # Each view has its own pose (``pose_angles`` (B, 2, P)).
+                rot = pose_rotations(batch["pose_angles"][:n, v].float(), self.rest_arm)
                 target = batch["front" if v == 0 else "side"][:n]
                 size = cfg.iou_size
                 target = F.adaptive_avg_pool2d(target, (size, size))[:, 0]

@@ -203,7 +203,7 @@ def box_centre(vertices: Tensor) -> Tensor:
     return 0.5 * (lo + hi)
 
 
-def yaw_about_centre(vertices: Tensor, angle: Tensor) -> Tensor:
+def yaw_about_centre(vertices: Tensor, angle: Tensor, centre: Tensor | None = None) -> Tensor:
     """Turn meshes by ``angle`` radians about the vertical axis through their box centre.
 
     How a view is taken: the synthetic photos, the training re-projection and prediction's
@@ -212,10 +212,13 @@ def yaw_about_centre(vertices: Tensor, angle: Tensor) -> Tensor:
     Args:
         vertices: (B, V, 3) meters.
         angle: (B,) radians, counter-clockwise seen from above.
+        centre: (B, 3) the point the axis goes through; default the box centre of
+            ``vertices`` (synthesis passes the naked body's centre to turn its garments).
     Returns:
         (B, V, 3) meters.
     """
-    cx, cy = box_centre(vertices)[:, None, :2].unbind(-1)  # (B, 1) each
+    centre = box_centre(vertices) if centre is None else centre
+    cx, cy = centre[:, None, :2].unbind(-1)  # (B, 1) each
     c, s = torch.cos(angle)[:, None], torch.sin(angle)[:, None]
     # Written out rather than a (V, 3) x (3, 3) matmul: 2.5x faster for one mesh on a CPU.
     dx, dy, z = (vertices[..., 0] - cx), (vertices[..., 1] - cy), vertices[..., 2]

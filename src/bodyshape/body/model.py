@@ -18,6 +18,7 @@ import torch
 
 from bodyshape.assets import DEFAULT_SHAPE_MODEL
 from bodyshape.body import kinematics as kin
+from bodyshape.body.keypoints import load_keypoint_regressor
 from bodyshape.body.pose import PoseParams, rest_pose_params
 from bodyshape.body.rig import Rig, load_rig
 from bodyshape.shape.coarse import CoarseMesh, load_coarse
@@ -95,6 +96,23 @@ class BodyModel:
         return torch.tensor(self.rig.rest_arm_angle)
 
     @functools.cached_property
+    def keypoint_regressor(self) -> torch.Tensor:
+        """(K, V) float64 weights of the MediaPipe-like keypoints (``body.keypoints``)."""
+        return torch.from_numpy(load_keypoint_regressor()[0])
+
+    @functools.cached_property
+    def keypoint_noise_px(self) -> np.ndarray:
+        """(K,) RMS distance, canvas px, of the regressed keypoints to MediaPipe's landmarks
+        on held-out photos (the noise synthesis adds)."""
+        return load_keypoint_regressor()[1]
+
+    @functools.cached_property
+    def keypoint_swap_rate(self) -> np.ndarray:
+        """(2, n_pairs) how often MediaPipe swaps each left/right keypoint pair in front and
+        side views (``body.keypoints.PAIRS``; synthesis swaps as often)."""
+        return load_keypoint_regressor()[2]
+
+    @functools.cached_property
     def coarse_weights(self) -> torch.Tensor:
         """(Vc, J) float64 skinning weights of the coarse vertices: the barycentric blend of
         the template's weights at each coarse vertex."""
@@ -118,6 +136,13 @@ class BodyModel:
         j = kin.regress_joints(v, self.regressor).numpy()
         return j[0] if added else j
 
+    def keypoints(self, vertices: np.ndarray) -> np.ndarray:
+        """MediaPipe-like keypoints (``body.keypoints.KEYPOINT_NAMES``) of (B, V, 3) or
+        (V, 3) meshes in any pose -> (B, K, 3) or (K, 3), meters."""
+        v, added = _batched(vertices)
+        k = kin.regress_joints(v, self.keypoint_regressor).numpy()
+        return k[0] if added else k
+
     def pose(self, vertices: np.ndarray, angles: np.ndarray) -> np.ndarray:
         """Pose rest meshes by pose angles.
 
@@ -135,13 +160,45 @@ class BodyModel:
                         self.parents).vertices.numpy()
         return posed[0] if added else posed
 
-    def turn(self, vertices: np.ndarray, yaw) -> np.ndarray:
+    def pose_attached(self, rest: np.ndarray, angles: np.ndarray, surface: np.ndarray,
+                      pieces: np.ndarray, piece_joints: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Pose one rest body and what it wears, with the body's own joints.
+
+        Args:
+            rest: (V, 3) rest body, meters (its joints drive everything).
+            angles: (B, P) radians, ``POSE_NAMES`` order.
+            surface: (V, 3) a surface of the template topology over the body (a garment
+                offset), skinned with the body's weights.
+            pieces: (E, 3) rest-frame points of attached pieces, meters.
+            piece_joints: (E,) the joint each piece point moves with rigidly.
+        Returns:
+            (B, V, 3) posed bodies, (B, V, 3) posed surfaces, (B, E, 3) posed pieces, meters.
+        """
+        a = _tensor(angles)
+        b = a.shape[0]
+        both = torch.from_numpy(np.stack([rest, surface]).astype(np.float64))
+        joints = kin.regress_joints(both[:1], self.regressor)
+        rot = kin.pose_rotations(a, self.rest_arm_angle)
+        # Body and surface share weights and joints: one batch of 2B, bodies first.
+        posed = kin.lbs(both.repeat_interleave(b, 0), joints.expand(2 * b, -1, -1),
+                        rot.repeat(2, 1, 1, 1), self.weights, self.parents).vertices.numpy()
+        rigid = torch.nn.functional.one_hot(torch.as_tensor(piece_joints, dtype=torch.long),
+                                            len(self.parents)).double()
+        p = torch.from_numpy(np.asarray(pieces, dtype=np.float64))
+        moved = kin.lbs(p.expand(b, -1, -1), joints.expand(b, -1, -1), rot, rigid,
+                        self.parents).vertices.numpy()
+        return posed[:b], posed[b:], moved
+
+    def turn(self, vertices: np.ndarray, yaw, about: np.ndarray | None = None) -> np.ndarray:
         """Turn (V, 3) or (B, V, 3) meshes by ``yaw`` radians (scalar or (B,)) about the
-        vertical through their box centre (``kinematics.yaw_about_centre``)."""
+        vertical through their box centre (``kinematics.yaw_about_centre``), or through the
+        box centre of the mesh(es) ``about`` of the same batch shape."""
         v, added = _batched(vertices)
         y = torch.from_numpy(np.array(np.broadcast_to(np.asarray(yaw, dtype=np.float64),
                                                       v.shape[:1])))
-        out = kin.yaw_about_centre(v, y).numpy()
+        centre = None if about is None else kin.box_centre(_batched(about)[0])
+        out = kin.yaw_about_centre(v, y, centre).numpy()
         return out[0] if added else out
 
     def to_height(self, vertices: np.ndarray, height_m: float) -> tuple[np.ndarray, float]:

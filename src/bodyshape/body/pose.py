@@ -28,6 +28,7 @@ Angle conventions (rest frame: Z up, facing -Y, subject's left at +X):
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,11 +41,17 @@ POSE_NAMES = (
 )
 
 
+_MAX_DEG = 180.0
+
+
 @dataclass(frozen=True)
 class PoseSpec:
     """Uniform ranges (low, high) of the sampled pose angles, in DEGREES (see module docs).
 
-    Left and right sides are drawn independently from the same range.
+    Left and right sides are drawn independently from the same range. The defaults are the
+    original near-A pose that synthesis drew for both views before per-view poses
+    (``SynthSpec.clean()``); ``FRONT_PHOTO_POSE`` and ``SIDE_PHOTO_POSE`` are how people
+    stand for each photo.
 
     Attributes:
         arm_abduction_deg: absolute arm angle from vertical, (25, 65): from arms near the body
@@ -58,7 +65,11 @@ class PoseSpec:
         spine_pitch_deg: forward (+) / backward lean, (-6, 6).
         spine_roll_deg: side bend, (-4, 4).
         spine_yaw_deg: trunk twist, (-5, 5).
-        head_deg: head pitch, roll and yaw, each (-8, 8).
+        head_pitch_deg, head_roll_deg, head_yaw_deg: head nod, tilt and turn, each (-8, 8).
+
+    Raises:
+        ValueError: (one line) if a range is not (low, high) with low <= high, finite and
+            within +-180 degrees.
     """
 
     arm_abduction_deg: tuple[float, float] = (25.0, 65.0)
@@ -69,16 +80,64 @@ class PoseSpec:
     spine_pitch_deg: tuple[float, float] = (-6.0, 6.0)
     spine_roll_deg: tuple[float, float] = (-4.0, 4.0)
     spine_yaw_deg: tuple[float, float] = (-5.0, 5.0)
-    head_deg: tuple[float, float] = (-8.0, 8.0)
+    head_pitch_deg: tuple[float, float] = (-8.0, 8.0)
+    head_roll_deg: tuple[float, float] = (-8.0, 8.0)
+    head_yaw_deg: tuple[float, float] = (-8.0, 8.0)
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            r = getattr(self, f.name)
+            try:
+                lo, hi = (float(x) for x in r)
+            except (TypeError, ValueError):
+                raise ValueError(f"PoseSpec.{f.name} must be a (low, high) pair of degrees, "
+                                 f"got {r!r}") from None
+            if not (np.isfinite(lo) and np.isfinite(hi) and -_MAX_DEG <= lo <= hi <= _MAX_DEG):
+                raise ValueError(f"PoseSpec.{f.name} must be (low, high) with -180 <= low <= "
+                                 f"high <= 180 degrees, got {r!r}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PoseSpec":
+        """From ``dataclasses.asdict`` output or its JSON round trip; the single
+        ``head_deg`` range of datasets written before per-view poses sets all three head
+        angles."""
+        d = dict(d)
+        if "head_deg" in d:
+            head = d.pop("head_deg")
+            for name in ("head_pitch_deg", "head_roll_deg", "head_yaw_deg"):
+                d.setdefault(name, head)
+        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown PoseSpec fields: {', '.join(unknown)}")
+        return cls(**{k: tuple(v) for k, v in d.items()})
 
     def ranges_rad(self) -> np.ndarray:
         """(P, 2) radians, the (low, high) range of each of ``POSE_NAMES``."""
-        per_name = {}
+        rows = []
         for name in POSE_NAMES:
             base = name[:-2] if name[-2:] in ("_l", "_r") else name
-            field = "head_deg" if base.startswith("head_") else f"{base}_deg"
-            per_name[name] = getattr(self, field)
-        return np.radians(np.array([per_name[n] for n in POSE_NAMES], dtype=np.float64))
+            rows.append(getattr(self, f"{base}_deg"))
+        return np.radians(np.array(rows, dtype=np.float64))
+
+
+FRONT_PHOTO_POSE = PoseSpec(
+    arm_abduction_deg=(0.0, 95.0), arm_swing_deg=(-15.0, 15.0), elbow_bend_deg=(-38.0, 0.0),
+    leg_spread_deg=(-6.0, 8.0), knee_bend_deg=(0.0, 6.0),
+    spine_pitch_deg=(-6.0, 6.0), spine_roll_deg=(-4.0, 4.0), spine_yaw_deg=(-6.0, 6.0),
+    head_pitch_deg=(-15.0, 15.0), head_roll_deg=(-8.0, 8.0), head_yaw_deg=(-10.0, 10.0))
+"""How people stand for the front photo: arms anywhere from against the body to a little
+above horizontal, some swing, elbows from straight to the template's 41 deg bend (the rest
+A-pose holds the forearms bent forward by ~41 deg, so ``elbow_bend`` -38 is nearly
+straight), head nodding up to +-15 deg."""
+
+SIDE_PHOTO_POSE = PoseSpec(
+    arm_abduction_deg=(0.0, 20.0), arm_swing_deg=(-20.0, 20.0), elbow_bend_deg=(-38.0, -18.0),
+    leg_spread_deg=(-6.0, 4.0), knee_bend_deg=(0.0, 6.0),
+    spine_pitch_deg=(-6.0, 6.0), spine_roll_deg=(-3.0, 3.0), spine_yaw_deg=(-6.0, 6.0),
+    head_pitch_deg=(-15.0, 15.0), head_roll_deg=(-6.0, 6.0), head_yaw_deg=(-10.0, 10.0))
+"""How people stand for the side photo: arms hanging (0-20 deg from vertical), nearly
+straight (3-23 deg of elbow bend), with forward or backward swing up to 20 deg, head nodding
+up to +-15 deg."""
 
 
 @dataclass(frozen=True)

@@ -48,25 +48,43 @@ WRITE = "bodyshape.synth.shards:write_dataset"
 @click.option("--frame", "frame", type=click.IntRange(64),
               default=default_of(CAMERA, "long_side"), show_default=True,
               help="Long side of the rendered phone frame, pixels.")
+@click.option("--preset", type=click.Choice(["realistic", "clean"]), default="realistic",
+              show_default=True,
+              help="realistic: each view its own photo pose, clothing, hair and shoes; "
+                   "clean: one near-A pose for both views and naked bodies (the original "
+                   "data).")
+@click.option("--shared-pose/--per-view-pose", default=None,
+              help="Override the preset: one pose for both views, or one per view.")
+@click.option("--garments/--no-garments", default=None,
+              help="Override the preset: dress the bodies or leave them naked.")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Show a progress bar.")
 def synth(shape_model, n, poses_per_shape, out, seed, workers, shard_index, num_shards,
-          shard_size, sampling, canvas, mask_format, frame, progress):
+          shard_size, sampling, canvas, mask_format, frame, preset, shared_pose, garments,
+          progress):
     """Render N synthetic front/side silhouette pairs into OUT/shard-*.npz.
 
     Deterministic (the same arguments give byte-identical shards for any --workers) and
     resumable (rerun the same command after a kill). Shard format and defaults:
     docs/SYNTH.md.
     """
+    import dataclasses
+
     from bodyshape.calibrate import CalibrationSpec
     from bodyshape.render.camera import CameraSpec
+    from bodyshape.synth.garments import GarmentSpec
     from bodyshape.synth.generate import SynthSpec
     from bodyshape.synth.shards import write_dataset
 
     try:
-        spec = SynthSpec(camera=CameraSpec(long_side=frame),
-                         calibration=CalibrationSpec(canvas, canvas),
-                         poses_per_shape=poses_per_shape, sampling=sampling)
+        make = SynthSpec.clean if preset == "clean" else SynthSpec
+        spec = make(camera=CameraSpec(long_side=frame),
+                    calibration=CalibrationSpec(canvas, canvas),
+                    poses_per_shape=poses_per_shape, sampling=sampling)
+        if shared_pose is not None:
+            spec = dataclasses.replace(spec, shared_pose=shared_pose)
+        if garments is not None:
+            spec = dataclasses.replace(spec, garments=GarmentSpec() if garments else None)
         summary = write_dataset(shape_model, out, n, seed, spec, workers=workers,
                                 shard_index=shard_index, num_shards=num_shards,
                                 progress=progress, shard_size=shard_size,

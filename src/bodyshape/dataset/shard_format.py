@@ -10,9 +10,12 @@ Layout of a dataset folder ``DIR`` (written by :mod:`bodyshape.synth.shards`)::
 Shard file (an uncompressed ``.npz``; S samples, views ordered ``VIEWS = (front, side)``):
 
 - ``index`` (S,) int64 global sample indices; ``shape_index`` (S,) int64;
-- ``coeffs`` (S, K) float32 shape coefficients (meters); ``pose_angles`` (S, P) float32
-  radians (``POSE_NAMES``); ``yaw`` (S, 2) float32 radians; ``stature`` (S,) float32 m;
-  ``sex`` (S,) int8 (0 female, 1 male, -1 unknown); ``side_mirrored`` (S,) bool;
+- ``coeffs`` (S, K) float32 shape coefficients (meters); ``pose_angles`` (S, 2, P) float32
+  radians (``POSE_NAMES``) of each view; ``yaw`` (S, 2) float32 radians; ``stature`` (S,)
+  float32 m; ``sex`` (S,) int8 (0 female, 1 male, -1 unknown); ``side_mirrored`` (S,) bool;
+  ``garments`` (S, 4) int8 outfit kind codes (``synth.garments.LAYERS``; -1 naked);
+  ``keypoints`` (S, 2, K, 2) float32 canvas pixels of each view's body keypoints
+  (``body.keypoints.KEYPOINT_NAMES``), what ``parts.part_labels`` labels the masks with;
 - cameras per view: ``camera_K`` (S, 2, 3, 3), ``camera_R`` (S, 2, 3, 3), ``camera_t``
   (S, 2, 3) float64, ``camera_size`` (S, 2, 2) int32 (width, height) of the full frame;
 - calibration per view: ``calib_scale`` (S, 2) float64 canvas px per frame px and
@@ -27,7 +30,9 @@ Shard file (an uncompressed ``.npz``; S samples, views ordered ``VIEWS = (front,
 The ``.npz`` is written by hand (:func:`write_npz`) with fixed zip timestamps (``np.savez``
 stamps the current time), so a shard's bytes depend only on its content. :func:`read_shard`
 checks a shard against the sha256 recorded in the manifests beside it
-(:func:`recorded_hashes`).
+(:func:`recorded_hashes`). Shards of format 2 (one ``pose_angles`` row (S, P) for both
+views, no ``garments``, no ``keypoints``) are read as format 3: the pose repeated per view,
+garments -1, keypoints NaN.
 """
 
 from __future__ import annotations
@@ -42,9 +47,10 @@ from pathlib import Path
 
 import numpy as np
 
+from bodyshape.body.keypoints import KEYPOINT_NAMES
 from bodyshape.render.camera import Camera
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 """Version of the dataset format, recorded in ``config.json``."""
 VIEWS = ("front", "side")
 MASK_FORMATS = ("packed", "uint8")
@@ -94,6 +100,8 @@ def shard_arrays(samples: list, mask_format: str = "packed") -> dict[str, np.nda
         "coeffs": np.stack([s.coeffs for s in samples]).astype(np.float32),
         "pose_angles": np.stack([s.pose_angles for s in samples]).astype(np.float32),
         "yaw": np.stack([s.yaw for s in samples]).astype(np.float32),
+        "garments": np.stack([s.garments for s in samples]).astype(np.int8),
+        "keypoints": np.stack([s.keypoints for s in samples]).astype(np.float32),
         "stature": np.array([s.stature_m for s in samples], dtype=np.float32),
         "sex": np.array([s.sex_code for s in samples], dtype=np.int8),
         "side_mirrored": np.array([s.side_mirrored for s in samples], dtype=bool),
@@ -127,13 +135,15 @@ class ShardData:
     Attributes:
         path: the shard file.
         index, shape_index: (S,) int64.
-        coeffs: (S, K) float32 meters. pose_angles: (S, P) float32 radians.
+        coeffs: (S, K) float32 meters. pose_angles: (S, 2, P) float32 radians per view.
         yaw: (S, 2) float32 radians. stature: (S,) float32 meters.
         sex: (S,) int8 codes (0 female, 1 male, -1 unknown). side_mirrored: (S,) bool.
         camera_K, camera_R: (S, 2, 3, 3) float64; camera_t: (S, 2, 3) float64 meters;
         camera_size: (S, 2, 2) int32 (width, height) pixels.
         calib_scale: (S, 2) float64; calib_offset: (S, 2, 2) float64 (module docs).
         masks: (S, 2, H, W) uint8 in 0..255 (``/ 255`` gives the calibrated image).
+        garments: (S, 4) int8 outfit codes, -1 naked.
+        keypoints: (S, 2, K, 2) float32 canvas pixels per view, NaN when unknown.
     """
 
     path: Path
@@ -152,6 +162,8 @@ class ShardData:
     calib_scale: np.ndarray
     calib_offset: np.ndarray
     masks: np.ndarray
+    garments: np.ndarray
+    keypoints: np.ndarray
 
     def __len__(self) -> int:
         return len(self.index)
@@ -235,6 +247,10 @@ def read_shard(path: str | os.PathLike, verify: bool = True, canvas: tuple[int, 
             masks = d.pop("masks")
         if masks.shape[1:] != (2, h, w):
             raise ValueError(f"masks have shape {masks.shape}, expected (S, 2, {h}, {w})")
+        if d["pose_angles"].ndim == 2:  # format 2: one pose for both views, naked
+            d["pose_angles"] = np.repeat(d["pose_angles"][:, None], 2, axis=1)
+            d["garments"] = np.full((len(masks), 4), -1, np.int8)
+            d["keypoints"] = np.full((len(masks), 2, len(KEYPOINT_NAMES), 2), np.nan, np.float32)
         return ShardData(path=path, masks=masks, **d)
     except ShardError:
         raise

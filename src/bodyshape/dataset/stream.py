@@ -20,6 +20,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Iterator
 
@@ -29,8 +30,11 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from bodyshape.dataset.shard_format import MANIFEST_NAME, ShardData, read_shard
+from bodyshape.parts import part_labels
 
 logger = logging.getLogger(__name__)
+
+MEASURED_NAME = "segmentation_augment.json"
 
 
 # --------------------------------------------------------------------------------------------
@@ -61,7 +65,13 @@ class Augment:
         max_bulges: up to this many bulges.
         bulge_length_px: (lo, hi) half-length of a bulge along the boundary, pixels.
         bulge_depth_px: (lo, hi) outward thickness of a bulge, pixels.
+        offset_px: (mean, std) of a signed boundary offset drawn per mask (positive grows
+            the mask), applied through the signed distance to the boundary; (0, 0) is off.
         reference_height: canvas height the pixel sizes above refer to.
+
+    ``Augment()`` is the generic augmentation training has used; ``Augment.measured()`` is
+    fitted to MediaPipe's errors measured on photos of synthetic bodies
+    (``benchmarks/bench_segmentation.py``).
     """
 
     p_jitter: float = 0.5
@@ -77,7 +87,24 @@ class Augment:
     max_bulges: int = 3
     bulge_length_px: tuple[float, float] = (4.0, 12.0)
     bulge_depth_px: tuple[float, float] = (1.0, 3.0)
+    offset_px: tuple[float, float] = (0.0, 0.0)
     reference_height: int = 128
+
+    @classmethod
+    def measured(cls, path: str | os.PathLike | None = None) -> "Augment":
+        """The augmentation fitted to measured segmentation errors: the parameters written by
+        ``benchmarks/bench_segmentation.py --write`` (``dataset/data/segmentation_augment.json``
+        unless ``path``)."""
+        if path is None:
+            ref = resources.files("bodyshape.dataset").joinpath("data", MEASURED_NAME)
+            text = ref.read_text() if ref.is_file() else None
+        else:
+            text = Path(path).read_text()
+        if text is None:
+            raise FileNotFoundError(f"dataset/data/{MEASURED_NAME} is missing; run "
+                                    "benchmarks/bench_segmentation.py --write")
+        fields = json.loads(text)["augment"]
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Augment one (H, W) float32 mask in [0, 1] -> (H, W) float32 in [0, 1]."""
@@ -182,7 +209,25 @@ def _augment_reference(image: np.ndarray, rng: np.random.Generator, aug: Augment
             angle = float(np.degrees(np.arctan2(normal[0], -normal[1])))  # tangent direction
             cv2.ellipse(img, (int(x), int(y)), (max(1, int(round(length))),
                         max(1, int(round(depth)))), angle, 0, 360, 255, thickness=-1)
+
+    mean, std = aug.offset_px
+    if mean != 0.0 or std != 0.0:  # drawn only when on: the generic stream is unchanged
+        img = _offset(img, float(mean + std * rng.standard_normal()))
     return img.astype(np.float32) / 255.0
+
+
+def _offset(img: np.ndarray, px: float) -> np.ndarray:
+    """Move the boundary of an 8-bit mask outward by ``px`` (inward if negative), with
+    sub-pixel coverage: the signed distance to the 0.5 level, shifted and clipped."""
+    inside = img >= 128
+    m = inside.astype(np.uint8)
+    # Distances from pixel centres to the nearest pixel of the other side, minus half a
+    # pixel: the boundary between the two sets sits at 0.
+    d_out = cv2.distanceTransform(1 - m, cv2.DIST_L2, 5) - 0.5
+    d_in = cv2.distanceTransform(m, cv2.DIST_L2, 5) - 0.5
+    signed = np.where(inside, d_in, -d_out)  # positive inside
+    cover = np.clip(0.5 + signed + px, 0.0, 1.0)
+    return np.clip(np.round(cover * 255.0), 0, 255).astype(np.uint8)
 
 
 # --------------------------------------------------------------------------------------------
@@ -204,7 +249,10 @@ class ShardDataset(IterableDataset):
 
     Each item: ``front``/``side`` (1, H, W) float32 in [0, 1]; ``coeffs`` (K,) float32 m;
     ``stature`` () float32 m; ``sex`` () int64 (0 female, 1 male, -1 unknown); ``index``
-    () int64; ``pose_angles`` (P,) float32 rad; ``yaw`` (2,) float32 rad;
+    () int64; ``pose_angles`` (2, P) float32 rad per view; ``yaw`` (2,) float32 rad;
+    ``garments`` (4,) int64 outfit codes (-1 naked); ``keypoints`` (2, K, 2) float32 canvas
+    px (NaN unknown); with ``parts=True`` also ``front_parts``/``side_parts`` (H, W) int64
+    body-part labels of the (augmented) masks (``parts.part_labels``);
     ``side_mirrored`` () bool; ``camera_K``/``camera_R`` (2, 3, 3), ``camera_t`` (2, 3)
     float32, ``camera_size`` (2, 2) int64 (width, height) of the full frame; ``canvas_K``
     (2, 3, 3) float32 intrinsics that, with ``camera_R``/``camera_t``, project the posed
@@ -218,16 +266,18 @@ class ShardDataset(IterableDataset):
         augment: optional :class:`Augment`, applied to both views with a per-sample
             generator ``default_rng([seed, epoch, index, view])``.
         verify: check every shard's sha256 against the manifest when it is read.
+        parts: also yield part label maps (the one routine predict uses on photos).
     """
 
     def __init__(self, root: str | os.PathLike, shuffle: bool = False, seed: int = 0,
-                 augment: Augment | None = None, verify: bool = True):
+                 augment: Augment | None = None, verify: bool = True, parts: bool = False):
         super().__init__()
         self.root = Path(root)
         manifest = _manifest(self.root)
         self.config = manifest["config"]
         self.shards = sorted(manifest["shards"])
         self.shuffle, self.seed, self.augment, self.verify = shuffle, int(seed), augment, verify
+        self.parts = bool(parts)
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -257,7 +307,7 @@ class ShardDataset(IterableDataset):
             if self.augment is not None:
                 masks = np.stack([self.augment(m, np.random.default_rng(
                     [self.seed, self.epoch, index, v])) for v, m in enumerate(masks)])
-            yield {
+            item = {
                 "front": torch.from_numpy(masks[0][None].copy()),
                 "side": torch.from_numpy(masks[1][None].copy()),
                 "coeffs": torch.from_numpy(data.coeffs[r].copy()),
@@ -266,13 +316,20 @@ class ShardDataset(IterableDataset):
                 "index": torch.tensor(index, dtype=torch.int64),
                 "pose_angles": torch.from_numpy(data.pose_angles[r].copy()),
                 "yaw": torch.from_numpy(data.yaw[r].copy()),
+                "garments": torch.from_numpy(data.garments[r].astype(np.int64)),
                 "side_mirrored": torch.tensor(bool(data.side_mirrored[r])),
                 "camera_K": torch.from_numpy(data.camera_K[r].astype(np.float32)),
                 "camera_R": torch.from_numpy(data.camera_R[r].astype(np.float32)),
                 "camera_t": torch.from_numpy(data.camera_t[r].astype(np.float32)),
                 "camera_size": torch.from_numpy(data.camera_size[r].astype(np.int64)),
                 "canvas_K": torch.from_numpy(canvas_k[r]),
+                "keypoints": torch.from_numpy(data.keypoints[r].copy()),
             }
+            if self.parts:
+                for v, view in enumerate(("front", "side")):
+                    item[f"{view}_parts"] = torch.from_numpy(
+                        part_labels(masks[v], data.keypoints[r, v]).astype(np.int64))
+            yield item
 
     def __iter__(self) -> Iterator[dict]:
         canvas = tuple(self.config["canvas"])

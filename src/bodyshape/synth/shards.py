@@ -37,6 +37,7 @@ from typing import Any
 import torch
 
 from bodyshape.body import POSE_NAMES, BodyModel
+from bodyshape.body.keypoints import KEYPOINT_NAMES
 from bodyshape.dataset.shard_format import (
     CONFIG_NAME,
     FORMAT_VERSION,
@@ -135,7 +136,9 @@ def bytes_per_sample(config: dict) -> int:
     h, w = config["canvas"]
     masks = 2 * h * ((w + 7) // 8 if config["mask_format"] == "packed" else w)
     scalars = 8 + 8 + 4 + 1 + 1  # index, shape_index, stature, sex, side_mirrored
-    vectors = 4 * (config["n_components"] + len(config["pose_names"]) + 2)
+    # coeffs, both views' pose angles, yaws and keypoints (float32); the outfit (int8)
+    vectors = 4 * (config["n_components"] + 2 * len(config["pose_names"]) + 2
+                   + 2 * 2 * len(KEYPOINT_NAMES)) + 4
     cameras = 2 * 8 * (9 + 9 + 3 + 1 + 2) + 2 * 4 * 2  # K, R, t, calibration; sizes
     return masks + scalars + vectors + cameras
 
