@@ -1,31 +1,32 @@
 """Evidence for the realistic synthetic data: train on clean and on realistic data, test on both.
 
-Two training sets of the same size and seed, the ablation budget and the reference recipe
+Three training sets of the same size and seed, the ablation budget and the reference recipe
 (front + side + fusion, ``benchmarks/ablations.py``):
 
 - clean: ``SynthSpec.clean()``, one near-A pose for both views, naked bodies (the data the
   shipped model was trained on);
+- per-view poses: ``SynthSpec(garments=None)``, each view its own photo pose, naked;
 - realistic: ``SynthSpec()``, each view its own photo pose, clothing, hair and shoes.
 
 Each model is evaluated on two held-out sets of 1000 pairs (seed 999): the clean one, and
 the realistic one with MediaPipe's measured segmentation errors (``Augment.measured()``,
-fixed per sample). The shipped model is evaluated on both too. The table goes into
-``docs/ABLATIONS.md`` (section "Realistic data").
+fixed per sample). The shipped model is evaluated on both too. ``--seeds`` repeats the
+training with other seeds. The table goes into ``docs/ABLATIONS.md`` (section "Realistic
+data").
 
 Runs and reports are cached in ``--work`` (rerun to resume). Usage:
 python benchmarks/bench_realism.py [--n 20000] [--epochs-view 2] [--epochs-fusion 1]
-[--train-only]
+[--seeds 0 1 2] [--train-only]
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
-import time
 from pathlib import Path
 
+import numpy as np
 from ablations import Variant, run_variant
 from report import ROOT, machine, table
 
@@ -43,14 +44,19 @@ START, END = "<!-- realism -->", "<!-- /realism -->"
 TEST_SEED = 999
 
 
+TRAIN_SPECS = {"clean": SynthSpec.clean(sampling="per-sex"),
+               "per-view poses": SynthSpec(sampling="per-sex", garments=None),
+               "realistic": SynthSpec(sampling="per-sex")}
+
+
 def make_data(model_path: Path, work: Path, n: int, test_n: int) -> dict[str, Path]:
-    specs = {"clean": SynthSpec.clean(sampling="per-sex"), "realistic": SynthSpec(sampling="per-sex")}
     paths = {}
-    for name, spec in specs.items():
+    for name, spec in TRAIN_SPECS.items():
         paths[name] = work / f"data-{name}"
         write_dataset(model_path, paths[name], n, 0, spec, workers=2)
-        paths[f"test-{name}"] = work / f"test-{name}"
-        write_dataset(model_path, paths[f"test-{name}"], test_n, TEST_SEED, spec, workers=2)
+        if name in ("clean", "realistic"):
+            paths[f"test-{name}"] = work / f"test-{name}"
+            write_dataset(model_path, paths[f"test-{name}"], test_n, TEST_SEED, spec, workers=2)
     return paths
 
 
@@ -68,6 +74,7 @@ def main() -> None:
     ap.add_argument("--test-n", type=int, default=1000)
     ap.add_argument("--epochs-view", type=int, default=2)
     ap.add_argument("--epochs-fusion", type=int, default=1)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds")
     ap.add_argument("--train-only", action="store_true", help="train, evaluate nothing")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -77,47 +84,67 @@ def main() -> None:
     paths = make_data(model_path, work, a.n, a.test_n)
     base = {"epochs_view": a.epochs_view, "epochs_fusion": a.epochs_fusion, "seed": 0,
             "val_samples": 0}
-    models, minutes = {"shipped": DEFAULT_CHECKPOINT}, {}
-    for data in ("clean", "realistic"):
-        t0 = time.perf_counter()
-        models[f"trained on {data}"] = run_variant(
-            Variant(f"trained-on-{data}", data, data=data), paths, body, work, dict(base))
-        minutes[data] = (time.perf_counter() - t0) / 60  # ~0 when cached
+    models = {("shipped", 0): DEFAULT_CHECKPOINT}
+    for seed in a.seeds:
+        for data in TRAIN_SPECS:
+            name = f"trained-on-{data.replace(' ', '-')}" + ("" if seed == 0 else f"-seed{seed}")
+            models[(f"trained on {data}", seed)] = run_variant(
+                Variant(name, data, data=data, seed=seed), paths, body, work, dict(base))
     if a.train_only:
         return
-    results = {}
-    for model_name, ckpt in models.items():
+    results: dict = {}
+    outfits: dict = {}
+    for (model_name, seed), ckpt in models.items():
         for test_name, (folder, augment) in test_sets(paths).items():
-            rep_path = work / "reports" / f"{model_name.replace(' ', '-')}--{test_name}.json"
+            tag = model_name.replace(" ", "-") + ("" if seed == 0 else f"-seed{seed}")
+            rep_path = work / "reports" / f"{tag}--{test_name}.json"
             if not rep_path.is_file():
                 rep = evaluate(load_checkpoint(ckpt), folder, body, augment=augment)
                 write_json(rep_path, rep)
-            results[(model_name, test_name)] = json.loads(rep_path.read_text())["all"]
-    write_doc(results, a, minutes)
+            rep = json.loads(rep_path.read_text())
+            results.setdefault((model_name, test_name), []).append(rep["all"])
+            if test_name == "realistic" and seed == a.seeds[0]:
+                outfits[model_name] = rep.get("by_outfit", {})
+    write_doc(results, outfits, a)
 
 
-def write_doc(results: dict, a, minutes: dict) -> None:
-    rows = []
-    for (model, test), d in results.items():
-        rows.append([model, test, f"{d['vertex_mm']:.1f}", f"{d['chest_mm']:.1f}",
-                     f"{d['waist_mm']:.1f}", f"{d['hip_mm']:.1f}", f"{d['iou_front']:.3f}",
-                     f"{d['iou_side']:.3f}"])
+METRIC_COLUMNS = (("vertex_mm", 1), ("chest_mm", 1), ("waist_mm", 1), ("hip_mm", 1),
+                  ("iou_front", 3), ("iou_side", 3))
+
+
+def _cell(runs: list[dict], key: str, digits: int) -> str:
+    values = np.array([r[key] for r in runs])
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{values.mean():.{digits}f} ± {values.std():.{digits}f}"
+
+
+def write_doc(results: dict, outfits: dict, a) -> None:
+    rows = [[model, test, str(len(runs))] + [_cell(runs, k, d) for k, d in METRIC_COLUMNS]
+            for (model, test), runs in results.items()]
+    groups = next(iter(outfits.values()), {})
+    outfit_rows = [[g, str(groups[g]["n"])] + [
+        "/".join(f"{outfits[m][g][k]:.0f}" for k in ("chest_mm", "waist_mm", "hip_mm"))
+        for m in outfits] for g in groups]
+    seeds = ", ".join(str(x) for x in a.seeds)
     body = (
         f"{START}\n## Realistic data: per-view poses, garments, measured segmentation errors\n\n"
         f"Produced by `python benchmarks/bench_realism.py --n {a.n} --epochs-view "
-        f"{a.epochs_view} --epochs-fusion {a.epochs_fusion} --test-n {a.test_n}` on "
-        f"{machine()}. The reference recipe trained with seed 0 on {a.n} clean pairs "
-        "(`SynthSpec.clean()`: one near-A pose for both views, naked) and on as many "
-        "realistic ones (`SynthSpec()`: per-view photo poses, clothing, hair, shoes), and the "
-        "shipped model, each evaluated on two held-out sets of "
-        f"{a.test_n} pairs (seed {TEST_SEED}): clean, and realistic with MediaPipe's measured "
-        "segmentation errors (`Augment.measured()`). Height and sex given; MAE in mm on the "
-        "canonical mesh; IoU of the naked body against the (dressed) test mask. One training "
-        "seed per row: the 3 reference seeds above span about 5 % in vertex error.\n\n"
-        + table(["model", "test set", "vertex mm", "chest mm", "waist mm", "hip mm",
+        f"{a.epochs_view} --epochs-fusion {a.epochs_fusion} --test-n {a.test_n} --seeds "
+        f"{' '.join(str(x) for x in a.seeds)}` on {machine()}. The reference recipe "
+        f"(training seeds {seeds}) trained on {a.n} clean pairs (`SynthSpec.clean()`: one "
+        "near-A pose for both views, naked), on as many with per-view photo poses but naked "
+        "bodies (`SynthSpec(garments=None)`) and on as many realistic ones (`SynthSpec()`: "
+        "per-view photo poses, clothing, hair, shoes), and the shipped model, each evaluated "
+        f"on two held-out sets of {a.test_n} pairs (seed {TEST_SEED}): clean, and realistic "
+        "with MediaPipe's measured segmentation errors (`Augment.measured()`). Height and "
+        "sex given; MAE in mm on the canonical mesh; IoU of the naked body against the "
+        "(dressed) test mask. Cells are the mean ± std over the training seeds (`runs`).\n\n"
+        + table(["model", "test set", "runs", "vertex mm", "chest mm", "waist mm", "hip mm",
                  "IoU front", "IoU side"], rows)
-        + "\n\nTraining minutes of the last invocation (0 when its runs were cached): "
-        + ", ".join(f"{k} {v:.0f}" for k, v in minutes.items())
+        + f"\n\nThe realistic test set by kind of top and of bottom (training seed {a.seeds[0]}), "
+        "chest/waist/hip MAE in mm:\n\n"
+        + table(["outfit", "pairs"] + list(outfits), outfit_rows)
         + f"\n{END}")
     text = DOC.read_text()
     if START in text:

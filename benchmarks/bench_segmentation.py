@@ -28,7 +28,6 @@ import argparse
 import dataclasses
 import logging
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -124,7 +123,8 @@ def measure(body: BodyModel, n: int, seed: int, size: tuple[int, int]) -> dict:
     seg = Segmenter(find_others=False)
     t0 = time.perf_counter()
     for i in range(n):
-        drawn = body.shape.sample(1, rng, "per-sex" if body.shape.coeff_stats is not None else "gaussian")
+        method = "per-sex" if body.shape.coeff_stats is not None else "gaussian"
+        drawn = body.shape.sample(1, rng, method)
         rest = drawn.vertices[0].astype(np.float64)
         dressed = dress(body, rest, draw_outfit(rng, spec), rng)
         angles = np.concatenate([sample_poses(rng, 1, FRONT_PHOTO_POSE).angles,
@@ -223,7 +223,8 @@ def fit_keypoints(body: BodyModel, rec: dict) -> tuple[np.ndarray, np.ndarray, n
     summary = {name: {"held_out_rms_px": float(noise[k]),
                       "train_rms_px": float(np.sqrt(np.mean(err[train & vis[:, k], k] ** 2))),
                       "n_held_out": int((~train & vis[:, k]).sum()),
-                      "vertices": int((w[k] > 1e-4).sum())} for k, name in enumerate(KEYPOINT_NAMES)}
+                      "vertices": int((w[k] > 1e-4).sum())}
+               for k, name in enumerate(KEYPOINT_NAMES)}
     swap_rate = np.stack([swapped[views == v].mean(0) for v in (0, 1)])
     return w, noise, swap_rate, summary
 

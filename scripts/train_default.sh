@@ -6,7 +6,9 @@
 #
 # Steps (every one resumes where it stopped):
 #   1. synthetic data from the shipped shape model: N_TRAIN training pairs (seed 0, per-sex
-#      sampling), 1,000 validation pairs (seed 998) and 2,000 test pairs (seed 999);
+#      sampling), 1,000 validation pairs (seed 998) and 2,000 test pairs (seed 999), of the
+#      PRESET (default clean: the data the shipped model was trained on; realistic:
+#      per-view photo poses and garments, docs/SYNTH.md);
 #   2. the front and side networks, then the fusion network reusing them (branches at 0.1x
 #      the learning rate);
 #   3. evaluation on the test pairs -> WORK/eval.json and .md; export -> src/bodyshape/data/model.pt
@@ -21,11 +23,12 @@ EPOCHS_VIEW=${EPOCHS_VIEW:-4}
 EPOCHS_FUSION=${EPOCHS_FUSION:-2}
 WORKERS=${WORKERS:-2}
 EXPORT=${EXPORT:-1}
+PRESET=${PRESET:-clean}
 mkdir -p "$WORK"
 
-$BS synth --n "$N_TRAIN" --seed 0 --sampling per-sex --workers "$WORKERS" --out "$WORK/data-train"
-$BS synth --n 1000 --seed 998 --sampling per-sex --workers "$WORKERS" --out "$WORK/data-val"
-$BS synth --n 2000 --seed 999 --sampling per-sex --workers "$WORKERS" --out "$WORK/data-test"
+$BS synth --n "$N_TRAIN" --seed 0 --sampling per-sex --preset "$PRESET" --workers "$WORKERS" --out "$WORK/data-train"
+$BS synth --n 1000 --seed 998 --sampling per-sex --preset "$PRESET" --workers "$WORKERS" --out "$WORK/data-val"
+$BS synth --n 2000 --seed 999 --sampling per-sex --preset "$PRESET" --workers "$WORKERS" --out "$WORK/data-test"
 
 for view in front side; do
   $BS -v train --stage "$view" --data "$WORK/data-train" --val "$WORK/data-val" \

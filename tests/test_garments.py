@@ -142,3 +142,19 @@ def test_per_view_poses_follow_their_specs(body):
     shared = np.stack([make_sample(body, i, 0, dataclasses.replace(spec, shared_pose=True))
                        .pose_angles for i in range(3)])
     assert np.array_equal(shared[:, 0], shared[:, 1])
+
+
+def test_evaluation_groups_dressed_test_sets_by_outfit():
+    from bodyshape.evaluate import METRICS, markdown, summarize
+
+    n = 6
+    per = {m: np.arange(n, dtype=float) for m in METRICS}
+    per.update(bmi=np.full(n, 22.0), sex=np.zeros(n, np.int8))
+    per["garments"] = np.array([[0, 0, 0, 1]] * 4 + [[2, 3, 1, 0]] * 2, np.int8)
+    rep = summarize(per)
+    assert rep["by_outfit"]["top: tight"]["n"] == 4
+    assert rep["by_outfit"]["top: loose"]["chest_mm"] == 4.5
+    assert rep["by_outfit"]["bottom: skirt"]["n"] == 2 and "top: tshirt" not in rep["by_outfit"]
+    assert "top: tight" in markdown(rep)
+    per["garments"][:] = -1  # naked test sets: no outfit groups
+    assert "by_outfit" not in summarize(per)

@@ -6,6 +6,8 @@ meaningless, the code paths are the real ones.
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 
 import cv2
@@ -60,6 +62,7 @@ def test_masks_to_outputs(predictor, inputs, tmp_path):
     out = write_prediction(pred, tmp_path / "out")
     names = sorted(p.name for p in out.iterdir())
     assert names == ["body.glb", "body.obj", "measurements.json", "overlay.png", "shape.json"]
+    assert pred.front.parts is None  # masks carry no landmarks
     m = json.loads((out / "measurements.json").read_text())
     assert set(m["measurements"]) == set(MEASUREMENT_NAMES)
     assert set(m["quality"]) == {"iou_front", "iou_side", "warnings", "fit_pose"}
@@ -108,6 +111,19 @@ def test_photos_run_through_segmentation(predictor, inputs):
     pred = predictor(inputs / "front.jpg", inputs / "side_left.jpg", 170.0)
     assert pred.side.mirrored  # facing from the pose landmarks
     assert pred.front.mask.shape == (H, W) and pred.front.mask.mean() > 0.05
+    # Part labels from MediaPipe's landmarks, on the canvas mask; drawn into the overlay.
+    from bodyshape.outputs import overlay_image
+    from bodyshape.parts import PART_NAMES
+
+    for fit in (pred.front, pred.side):
+        assert fit.parts.shape == fit.calibrated.image.shape
+        assert ((fit.parts > 0) == (fit.calibrated.image >= 0.5)).mean() > 0.99
+    assert {PART_NAMES[k] for k in np.unique(pred.front.parts)} >= {
+        "head", "torso", "upper_arm_l", "upper_arm_r", "upper_leg_l", "lower_leg_r"}
+    with_parts = overlay_image(pred)
+    plain = overlay_image(dataclasses.replace(pred, front=dataclasses.replace(
+        pred.front, parts=None), side=dataclasses.replace(pred.side, parts=None)))
+    assert with_parts.shape == plain.shape and not np.array_equal(with_parts, plain)
 
 
 @pytest.mark.parametrize("fmt", ["png", "jpg"])
@@ -233,17 +249,18 @@ def test_shipped_example_end_to_end(tmp_path):
 
 @pytest.fixture(scope="module")
 def posed_inputs(data, tmp_path_factory):
-    """Masks of the small model's mean body with the arms raised to 62 deg and legs apart."""
+    """Masks of the small model's mean body posed as people pose for each photo: arms raised
+    to 62 deg and legs apart in the front view, arms hanging (10 deg) in the side view."""
     from bodyshape.body import POSE_NAMES
 
     _, model = data
-    angles = np.zeros(len(POSE_NAMES))
-    angles[:2] = np.radians(62.0)
-    angles[POSE_NAMES.index("leg_spread_l")] = angles[POSE_NAMES.index("leg_spread_r")] \
+    angles = np.zeros((2, len(POSE_NAMES)))
+    angles[0, :2], angles[1, :2] = np.radians(62.0), np.radians(10.0)
+    angles[0, POSE_NAMES.index("leg_spread_l")] = angles[0, POSE_NAMES.index("leg_spread_r")] \
         = np.radians(5.0)
-    posed = model.pose(model.shape.mean.astype(np.float64), angles)
     folder = tmp_path_factory.mktemp("posed")
-    for name, yaw in (("front", 0.0), ("side", np.pi / 2)):
+    for v, (name, yaw) in enumerate((("front", 0.0), ("side", np.pi / 2))):
+        posed = model.pose(model.shape.mean.astype(np.float64), angles[v])
         verts = model.turn(posed, yaw)
         mask = silhouette(verts, model.faces, photo_camera(verts, W, H))
         cv2.imwrite(str(folder / f"{name}.png"), mask.astype(np.uint8) * 255)
@@ -256,19 +273,20 @@ def test_pose_fit_explains_a_posed_body_and_keeps_the_shape(predictor, posed_inp
     args = (posed_inputs / "front.png", posed_inputs / "side.png", 170.0)
     plain = predictor(*args)
     fitted = predictor(*args, fit_pose=True)
-    assert plain.pose_angles is None and fitted.pose_angles.shape == (len(POSE_NAMES),)
+    assert plain.pose_angles is None and fitted.pose_angles.shape == (2, len(POSE_NAMES))
     assert fitted.front.iou > plain.front.iou + 0.02  # the raised arms are explained
     assert fitted.front.iou + fitted.side.iou > plain.front.iou + plain.side.iou
-    arms = np.degrees(fitted.pose_angles[:2])
+    arms = np.degrees(fitted.pose_angles[0, :2])  # each view has its own pose
     rest_arms = predictor.body.rig.rest_arm_angle
     assert np.all(np.abs(arms - 62.0) < np.abs(np.degrees(rest_arms) - 62.0))
+    assert np.all(np.degrees(fitted.pose_angles[1, :2]) < arms)  # hanging in the side view
     np.testing.assert_array_equal(fitted.coeffs, plain.coeffs)  # shape untouched
     assert fitted.measurements == plain.measurements
     out = write_prediction(fitted, tmp_path / "out")
     m = json.loads((out / "measurements.json").read_text())
     assert m["quality"]["fit_pose"] == "fitted"
     pose = json.loads((out / "shape.json").read_text())["pose_deg"]
-    assert set(pose) == set(POSE_NAMES)
+    assert set(pose) == {"front", "side"} and set(pose["front"]) == set(POSE_NAMES)
 
 
 def test_refinement_does_not_lower_the_fit(predictor, inputs):

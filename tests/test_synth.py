@@ -318,3 +318,67 @@ def test_same_samples_as_before_the_torch_kinematics(body):
             np.testing.assert_allclose(got[key], ref[key], rtol=0, atol=rounding[key])
         else:
             assert np.array_equal(got[key], ref[key]), key
+
+
+def test_measured_augmentation_and_boundary_offset(reference):
+    """``Augment.measured()`` loads the shipped fit; a pure offset moves the boundary by the
+    asked amount (area change over perimeter) and leaves the generic stream untouched."""
+    import cv2
+
+    from bodyshape.dataset.stream import MEASURED_NAME
+
+    aug = Augment.measured()
+    assert aug.p_bulge == 0 and aug.p_morph == 0 and aug.p_jitter == 1.0
+    assert 0 < aug.jitter_px < 1 and abs(aug.offset_px[0]) < 0.5
+    fine = np.zeros((1024, 1024), np.float32)  # an anti-aliased disc: soft in, soft out
+    cv2.circle(fine, (512, 512), 240, 1.0, -1)
+    disc = cv2.resize(fine, (128, 128), interpolation=cv2.INTER_AREA)
+    for px in (-2.0, 1.5, 3.0):
+        grown = augment_mask(disc, np.random.default_rng(0), Augment(
+            p_jitter=0, p_morph=0, p_holes=0, p_blobs=0, p_bulge=0, offset_px=(px, 0.0)))
+        radius = np.sqrt(grown.sum() / np.pi)  # a disc of radius 30 grown by px
+        assert radius == pytest.approx(30 + px, abs=0.12)
+    m = read_shard(reference / "shard-00000.npz").masks[0, 0].astype(np.float32) / 255
+    a = augment_mask(m, np.random.default_rng(5), Augment())
+    b = augment_mask(m, np.random.default_rng(5), dataclasses.replace(Augment(),
+                                                                     offset_px=(0.0, 0.0)))
+    assert np.array_equal(a, b)
+    from unittest import mock
+
+    from bodyshape.dataset import stream
+    with mock.patch.object(stream, "MEASURED_NAME", "no-such-" + MEASURED_NAME), \
+            pytest.raises(FileNotFoundError, match="bench_segmentation"):
+        Augment.measured()
+
+
+def test_eval_with_measured_errors_is_fixed(model_path, reference, tmp_path):
+    """The realistic test set's corruption is a fixed function of the sample index."""
+    from bodyshape.dataset.stream import ShardDataset
+
+    a = [x["front"] for x in ShardDataset(reference, augment=Augment.measured())]
+    b = [x["front"] for x in ShardDataset(reference, augment=Augment.measured())]
+    clean = [x["front"] for x in ShardDataset(reference)]
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert any(not torch.equal(x, y) for x, y in zip(a, clean))
+
+
+def test_format_2_shards_still_read(reference, tmp_path):
+    """A shard written before per-view poses (one pose row per sample, no garments or
+    keypoints) reads as the current format: the pose repeated per view, garments -1,
+    keypoints NaN."""
+    import shutil
+
+    from bodyshape.dataset.shard_format import write_npz
+
+    src = reference / "shard-00000.npz"
+    with np.load(src) as z:
+        arrays = {k: z[k] for k in z.files if k not in ("garments", "keypoints")}
+    arrays["pose_angles"] = arrays["pose_angles"][:, 0]
+    old = tmp_path / "old"
+    old.mkdir()
+    shutil.copy(reference / "config.json", old / "config.json")
+    write_npz(old / "shard-00000.npz", arrays)
+    data = read_shard(old / "shard-00000.npz", verify=False)
+    assert data.pose_angles.shape == (len(data), 2, len(POSE_NAMES))
+    assert np.array_equal(data.pose_angles[:, 0], data.pose_angles[:, 1])
+    assert (data.garments == -1).all() and np.isnan(data.keypoints).all()

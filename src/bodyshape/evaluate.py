@@ -27,6 +27,7 @@ import torch
 
 from bodyshape.body import BodyModel
 from bodyshape.checkpoint import Checkpoint
+from bodyshape.dataset.shard_format import GARMENT_KINDS, GARMENT_LAYERS
 from bodyshape.dataset.stream import Augment, ShardDataset
 from bodyshape.measure import body_stats
 from bodyshape.render.camera import Camera
@@ -90,7 +91,8 @@ def predict_dataset(ckpt: Checkpoint, root: str | os.PathLike, model: ShapeModel
         statures.append(batch["stature"].numpy())
         for r in range(len(z)):
             items.append({k: batch[k][r].numpy() for k in (
-                "pose_angles", "yaw", "canvas_K", "camera_R", "camera_t", "front", "side")})
+                "pose_angles", "yaw", "canvas_K", "camera_R", "camera_t", "front", "side",
+                "garments")})
         if limit is not None and sum(len(p) for p in preds) >= limit:
             break
     n = sum(len(p) for p in preds) if limit is None else min(limit, sum(len(p) for p in preds))
@@ -138,6 +140,7 @@ def metrics(pred: Predictions, body: BodyModel, v_pred: np.ndarray | None = None
         "iou_front": iou[:, 0], "iou_side": iou[:, 1],
         "bmi": b.volume * DENSITY_KG_M3 / b.stature ** 2,
         "sex": pred.sex,
+        "garments": np.stack([it["garments"] for it in pred.items]).reshape(-1, 4),
     }
 
 
@@ -156,7 +159,8 @@ def height_only(model: ShapeModel, stature: np.ndarray) -> np.ndarray:
 
 
 def summarize(per_sample: dict[str, np.ndarray]) -> dict:
-    """Means of ``METRICS`` over all samples, per sex and per BMI band (with counts)."""
+    """Means of ``METRICS`` over all samples, per sex, per BMI band and, for dressed test
+    sets, per kind of top and bottom (with counts)."""
     def block(mask: np.ndarray) -> dict:
         d = {m: float(per_sample[m][mask].mean()) for m in METRICS} if mask.any() else {}
         d["n"] = int(mask.sum())
@@ -172,6 +176,14 @@ def summarize(per_sample: dict[str, np.ndarray]) -> dict:
         mask = (per_sample["bmi"] >= lo) & (per_sample["bmi"] < hi)
         if mask.any():
             out["by_bmi"][name] = block(mask)
+    outfits = per_sample.get("garments")
+    if outfits is not None and (outfits >= 0).any():
+        out["by_outfit"] = {}
+        for j, layer in enumerate(GARMENT_LAYERS[:2]):
+            for code, kind in enumerate(GARMENT_KINDS[layer]):
+                mask = outfits[:, j] == code
+                if mask.any():
+                    out["by_outfit"][f"{layer}: {kind}"] = block(mask)
     return out
 
 
@@ -200,6 +212,7 @@ def markdown(report: dict) -> str:
     rows = [("all", report["all"])]
     rows += [(f"sex: {k}", v) for k, v in report["by_sex"].items()]
     rows += [(f"BMI {k}", v) for k, v in report["by_bmi"].items()]
+    rows += list(report.get("by_outfit", {}).items())
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, d in rows:
         cells = [name, str(d["n"])] + [f"{d[m]:.1f}" for m in METRICS[:5]] + \

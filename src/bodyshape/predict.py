@@ -87,8 +87,8 @@ class Prediction:
         front, side: the two views' fits.
         warnings: every warning, one line each.
         shape_model_hash: the shape model the coefficients belong to.
-        pose_angles: (P,) radians (``body.pose.POSE_NAMES``) of the pose fitted to the
-            silhouettes, or None when the fit check drew the canonical A-pose.
+        pose_angles: (2, P) radians (``body.pose.POSE_NAMES``) of the front and side poses
+            fitted to the silhouettes, or None when the fit check drew the canonical A-pose.
     """
 
     coeffs: np.ndarray

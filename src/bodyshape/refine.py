@@ -4,9 +4,10 @@ The network predicts the *shape* in the canonical A-pose; the person in the phot
 some other pose (arms higher or lower, legs apart, a lean). This module fits, by Adam on the
 differentiable soft rasterizer (``render.soft``, "contour" mode), in two phases:
 
-1. **pose** (always): the 16 pose angles of ``body.pose`` (starting at the rest pose) and,
-   per view, a small zoom and shift of the canvas camera (calibration centres the silhouette's
-   box, which moves when the arms move), with the shape fixed;
+1. **pose** (always): per view, the 16 pose angles of ``body.pose`` (starting at the rest
+   pose; each photo is its own moment, so the front and side views get their own pose) and
+   a small zoom and shift of the canvas camera (calibration centres the silhouette's box,
+   which moves when the arms move), with the shape fixed;
 2. **shape** (optional, ``shape=True``): the whitened shape coefficients z as well, pulled
    towards the network's answer.
 
@@ -15,8 +16,8 @@ The objective is
     sum over views (1 - soft IoU) + pose_prior * sum(outside-range^2 / range^2)
         + prior * |z - z0|^2 / K
 
-where a pose angle is only penalized outside the ranges the synthetic data was drawn from
-(``PoseSpec``). Each step decodes z, scales the mesh to the given height (about its feet, as
+where a pose angle is only penalized outside the ranges the synthetic data draws that view's
+pose from (``FRONT_PHOTO_POSE``, ``SIDE_PHOTO_POSE``). Each step decodes z, scales the mesh to the given height (about its feet, as
 prediction does), poses it with the rig (``body.kinematics``), turns it for the
 view about its box centre, maps it to the coarse template and renders it. The iterate with
 the best IoU sum is returned, so fitting never lowers the soft IoU it started from.
@@ -31,6 +32,7 @@ import numpy as np
 import torch
 
 from bodyshape.body import BodyModel, PoseSpec
+from bodyshape.body.pose import FRONT_PHOTO_POSE, SIDE_PHOTO_POSE
 from bodyshape.body.kinematics import (
     lbs,
     pose_rotations,
@@ -55,7 +57,7 @@ class SilhouetteFit:
 
     Attributes:
         coeffs: (K,) raw shape coefficients, meters (the input ones unless ``shape``).
-        pose_angles: (P,) fitted pose, radians, ``body.pose.POSE_NAMES`` order.
+        pose_angles: (n_views, P) fitted pose of each view, radians, ``POSE_NAMES`` order.
         cameras: per view, the canvas camera with the fitted zoom and shift folded into K.
         soft_iou: per view, the soft IoU of the returned iterate.
         soft_iou_start: per view, the soft IoU of the A-pose start (network shape, input
@@ -83,7 +85,8 @@ def fit_silhouettes(body: BodyModel, coeffs: np.ndarray, height_m: float,
                     views: list[tuple[np.ndarray, Camera, float]], shape: bool = False,
                     pose_steps: int = 40, shape_steps: int = 30, lr_pose: float = 0.02,
                     lr_shape: float = 0.05, prior: float = 0.05, pose_prior: float = 1.0,
-                    sigma: float = 0.3, grid: int = 128, pose_spec: PoseSpec = PoseSpec()
+                    sigma: float = 0.3, grid: int = 128,
+                    pose_specs: tuple[PoseSpec, ...] = (FRONT_PHOTO_POSE, SIDE_PHOTO_POSE)
                     ) -> SilhouetteFit:
     """Fit pose (and optionally shape) to the calibrated input silhouettes (module docs).
 
@@ -98,18 +101,19 @@ def fit_silhouettes(body: BodyModel, coeffs: np.ndarray, height_m: float,
         lr_pose, lr_shape: step sizes (radians and log-zoom / 10 px for the pose phase;
             whitened coefficients for the shape).
         prior: weight of the pull towards the network's shape.
-        pose_prior: weight of the penalty on pose angles outside ``pose_spec``.
+        pose_prior: weight of the penalty on pose angles outside ``pose_specs``.
         sigma: soft-edge sharpness, px^2 on the render grid.
         grid: render the silhouettes on a grid about this many pixels high: the canvas
             downsampled by an integer factor (area average), for speed.
+        pose_specs: per view, the ranges outside which a pose angle is penalized.
     """
     with torch.enable_grad():  # prediction runs under no_grad
         return _fit(body, coeffs, height_m, views, shape, pose_steps, shape_steps, lr_pose,
-                    lr_shape, prior, pose_prior, sigma, grid, pose_spec)
+                    lr_shape, prior, pose_prior, sigma, grid, pose_specs)
 
 
 def _fit(body, coeffs, height_m, views, shape, pose_steps, shape_steps, lr_pose, lr_shape,
-         prior, pose_prior, sigma, grid, pose_spec) -> SilhouetteFit:
+         prior, pose_prior, sigma, grid, pose_specs) -> SilhouetteFit:
     dt = torch.float32
     k = len(coeffs)
     decoder = MeshDecoder.from_shape_model(body.shape, n_components=k)
@@ -121,11 +125,13 @@ def _fit(body, coeffs, height_m, views, shape, pose_steps, shape_steps, lr_pose,
     rest_arm = body.rest_arm_angle.to(dt)
     std = body.shape.std[:k].astype(np.float64)
     z0 = torch.tensor(coeffs / std, dtype=dt)
-    ranges = torch.tensor(pose_spec.ranges_rad(), dtype=dt)  # (P, 2)
-    ranges[:2] = torch.tensor([0.0, np.pi / 2])  # arm abduction: any angle up to horizontal
-    width = (ranges[:, 1] - ranges[:, 0]).clamp_min(np.deg2rad(5.0))
+    if len(pose_specs) != len(views):
+        raise ValueError(f"need one pose spec per view, got {len(pose_specs)} for "
+                         f"{len(views)} views")
+    ranges = torch.tensor(np.stack([s.ranges_rad() for s in pose_specs]), dtype=dt)  # (n, P, 2)
+    width = (ranges[..., 1] - ranges[..., 0]).clamp_min(np.deg2rad(5.0))
 
-    angles = torch.tensor(body.rest_pose(1).angles[0], dtype=dt)
+    angles = torch.tensor(body.rest_pose(len(views)).angles, dtype=dt)  # (n_views, P)
     angles.requires_grad_(True)
     z = z0.clone().requires_grad_(True)
     log_zoom = torch.zeros(len(views), requires_grad=True)
@@ -147,12 +153,15 @@ def _fit(body, coeffs, height_m, views, shape, pose_steps, shape_steps, lr_pose,
 
     def ious(z_now: torch.Tensor | None) -> list[torch.Tensor]:
         rest_c, joints = fixed if z_now is None else rest_of(z_now)
-        rot = pose_rotations(angles[None], rest_arm)
-        posed = lbs(rest_c, joints, rot, weights, body.parents).vertices
+        n = len(views)
+        rot = pose_rotations(angles, rest_arm)  # one pose per view
+        posed = lbs(rest_c.expand(n, -1, -1), joints.expand(n, -1, -1), rot, weights,
+                    body.parents).vertices
         out = []
         for i, (target, (K, R, t), yaw) in enumerate(zip(targets, cams, yaws)):
             h, w = target.shape[-2:]
-            verts = yaw_about_centre(posed, yaw)  # about the coarse box: the shift absorbs it
+            # About the coarse box: the shift absorbs the difference.
+            verts = yaw_about_centre(posed[i:i + 1], yaw)
             c = views[i][1]
             # Zoom and shift act on canvas pixels; then map the canvas onto the coarser grid.
             k_adj = scale_intrinsics(_zoom_shift(log_zoom[i], 10.0 * shift[i], c.width,
@@ -185,7 +194,7 @@ def _fit(body, coeffs, height_m, views, shape, pose_steps, shape_steps, lr_pose,
                 best = snapshot(values)
             if step == steps:
                 break
-            outside = (torch.relu(ranges[:, 0] - angles) + torch.relu(angles - ranges[:, 1]))
+            outside = (torch.relu(ranges[..., 0] - angles) + torch.relu(angles - ranges[..., 1]))
             loss = (sum(1.0 - v for v in values)
                     + pose_prior * ((outside / width) ** 2).sum())
             if name == "shape":
@@ -219,6 +228,6 @@ def render_fit(body: BodyModel, vertices: np.ndarray, fit: SilhouetteFit, view: 
     Returns:
         ((h, w) bool silhouette, IoU).
     """
-    posed = body.pose(vertices, fit.pose_angles)
+    posed = body.pose(vertices, fit.pose_angles[view])
     canvas = silhouette(body.turn(posed, yaw), body.faces, fit.cameras[view], closed=True)
     return canvas, mask_iou(canvas, target >= 0.5)

@@ -135,10 +135,17 @@ def train(stage, data_dir, val_dir, out, front_ckpt, side_ckpt, shape_model, epo
 @click.option("--no-sex", is_flag=True, help="Hide the sex from the network.")
 @click.option("--baseline/--no-baseline", default=True, show_default=True,
               help="Also report the height-only baseline (mean body scaled to the height).")
+@click.option("--measured-errors", is_flag=True,
+              help="Corrupt the test masks with MediaPipe's measured segmentation errors "
+                   "(Augment.measured(), fixed per sample): the realistic test set.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the JSON report here (a .md table beside it).")
-def eval_cmd(ckpt, data_dir, shape_model, limit, no_sex, baseline, out):
-    """Mesh, girth, stature and re-projection errors of a checkpoint on held-out data."""
+def eval_cmd(ckpt, data_dir, shape_model, limit, no_sex, baseline, measured_errors, out):
+    """Mesh, girth, stature and re-projection errors of a checkpoint on held-out data.
+
+    Two test sets: clean (bodyshape synth --preset clean --seed 999) and realistic
+    (bodyshape synth --seed 999, evaluated with --measured-errors). docs/TRAINING.md.
+    """
     from bodyshape.checkpoint import CheckpointError, load_checkpoint
     from bodyshape.evaluate import evaluate, markdown
     from bodyshape.fileio import write_json
@@ -146,9 +153,12 @@ def eval_cmd(ckpt, data_dir, shape_model, limit, no_sex, baseline, out):
     body = _load_body(shape_model)
     _check_dataset(data_dir, "test data")
     try:
+        from bodyshape.dataset.stream import Augment
+
         checkpoint = load_checkpoint(ckpt)
         report = evaluate(checkpoint, data_dir, body, limit=limit, sex_known=not no_sex,
-                          baseline=baseline)
+                          baseline=baseline,
+                          augment=Augment.measured() if measured_errors else None)
     except (ValueError, OSError, CheckpointError) as exc:
         fail(str(exc))
     table = markdown(report)

@@ -13,7 +13,7 @@ Shard file (an uncompressed ``.npz``; S samples, views ordered ``VIEWS = (front,
 - ``coeffs`` (S, K) float32 shape coefficients (meters); ``pose_angles`` (S, 2, P) float32
   radians (``POSE_NAMES``) of each view; ``yaw`` (S, 2) float32 radians; ``stature`` (S,)
   float32 m; ``sex`` (S,) int8 (0 female, 1 male, -1 unknown); ``side_mirrored`` (S,) bool;
-  ``garments`` (S, 4) int8 outfit kind codes (``synth.garments.LAYERS``; -1 naked);
+  ``garments`` (S, 4) int8 outfit kind codes (``GARMENT_LAYERS``, ``GARMENT_KINDS``; -1 naked);
   ``keypoints`` (S, 2, K, 2) float32 canvas pixels of each view's body keypoints
   (``body.keypoints.KEYPOINT_NAMES``), what ``parts.part_labels`` labels the masks with;
 - cameras per view: ``camera_K`` (S, 2, 3, 3), ``camera_R`` (S, 2, 3, 3), ``camera_t``
@@ -32,7 +32,7 @@ stamps the current time), so a shard's bytes depend only on its content. :func:`
 checks a shard against the sha256 recorded in the manifests beside it
 (:func:`recorded_hashes`). Shards of format 2 (one ``pose_angles`` row (S, P) for both
 views, no ``garments``, no ``keypoints``) are read as format 3: the pose repeated per view,
-garments -1, keypoints NaN.
+garments -1, keypoints NaN (any shard without keypoints reads with NaN keypoints).
 """
 
 from __future__ import annotations
@@ -49,6 +49,15 @@ import numpy as np
 
 from bodyshape.body.keypoints import KEYPOINT_NAMES
 from bodyshape.render.camera import Camera
+
+#: The outfit codes of ``garments`` (S, 4): per layer, an index into its kinds (-1 naked).
+GARMENT_LAYERS = ("top", "bottom", "hair", "shoes")
+GARMENT_KINDS = {
+    "top": ("tight", "tshirt", "loose"),
+    "bottom": ("leggings", "shorts", "trousers", "skirt"),
+    "hair": ("short", "long", "bun", "ponytail"),
+    "shoes": ("none", "shoes"),
+}
 
 FORMAT_VERSION = 3
 """Version of the dataset format, recorded in ``config.json``."""
@@ -249,8 +258,9 @@ def read_shard(path: str | os.PathLike, verify: bool = True, canvas: tuple[int, 
             raise ValueError(f"masks have shape {masks.shape}, expected (S, 2, {h}, {w})")
         if d["pose_angles"].ndim == 2:  # format 2: one pose for both views, naked
             d["pose_angles"] = np.repeat(d["pose_angles"][:, None], 2, axis=1)
-            d["garments"] = np.full((len(masks), 4), -1, np.int8)
-            d["keypoints"] = np.full((len(masks), 2, len(KEYPOINT_NAMES), 2), np.nan, np.float32)
+        d.setdefault("garments", np.full((len(masks), 4), -1, np.int8))
+        d.setdefault("keypoints", np.full((len(masks), 2, len(KEYPOINT_NAMES), 2), np.nan,
+                                          np.float32))
         return ShardData(path=path, masks=masks, **d)
     except ShardError:
         raise

@@ -216,18 +216,22 @@ def _augment_reference(image: np.ndarray, rng: np.random.Generator, aug: Augment
     return img.astype(np.float32) / 255.0
 
 
-def _offset(img: np.ndarray, px: float) -> np.ndarray:
-    """Move the boundary of an 8-bit mask outward by ``px`` (inward if negative), with
-    sub-pixel coverage: the signed distance to the 0.5 level, shifted and clipped."""
-    inside = img >= 128
-    m = inside.astype(np.uint8)
+def _offset(img: np.ndarray, px: float, up: int = 4) -> np.ndarray:
+    """Move the boundary of an 8-bit mask outward by ``px`` (inward if negative), keeping
+    sub-pixel accuracy: the mask is upsampled ``up`` times (linear, so soft edges place the
+    0.5 level between pixels), its signed distance to that level is shifted by ``px`` and
+    clipped to a coverage, and the result is area-averaged back."""
+    h, w = img.shape
+    fine = cv2.resize(img, (w * up, h * up), interpolation=cv2.INTER_LINEAR) >= 128
+    m = fine.astype(np.uint8)
     # Distances from pixel centres to the nearest pixel of the other side, minus half a
-    # pixel: the boundary between the two sets sits at 0.
-    d_out = cv2.distanceTransform(1 - m, cv2.DIST_L2, 5) - 0.5
-    d_in = cv2.distanceTransform(m, cv2.DIST_L2, 5) - 0.5
-    signed = np.where(inside, d_in, -d_out)  # positive inside
-    cover = np.clip(0.5 + signed + px, 0.0, 1.0)
-    return np.clip(np.round(cover * 255.0), 0, 255).astype(np.uint8)
+    # (fine) pixel: the boundary between the two sets sits at 0. Fine pixels -> canvas px.
+    d_out = (cv2.distanceTransform(1 - m, cv2.DIST_L2, 5) - 0.5) / up
+    d_in = (cv2.distanceTransform(m, cv2.DIST_L2, 5) - 0.5) / up
+    signed = np.where(fine, d_in, -d_out)  # positive inside, canvas px
+    cover = np.clip(0.5 + (signed + px) * up, 0.0, 1.0).astype(np.float32)
+    out = cv2.resize(cover, (w, h), interpolation=cv2.INTER_AREA)
+    return np.clip(np.round(out * 255.0), 0, 255).astype(np.uint8)
 
 
 # --------------------------------------------------------------------------------------------

@@ -41,20 +41,17 @@ import numpy as np
 
 from bodyshape.body import BodyModel
 from bodyshape.body.rig import JOINT_NAMES
+from bodyshape.dataset.shard_format import GARMENT_KINDS, GARMENT_LAYERS
 from bodyshape.shape.register import vertex_normals
 
-LAYERS = ("top", "bottom", "hair", "shoes")
-KINDS = {
-    "top": ("tight", "tshirt", "loose"),
-    "bottom": ("leggings", "shorts", "trousers", "skirt"),
-    "hair": ("short", "long", "bun", "ponytail"),
-    "shoes": ("none", "shoes"),
-}
+# The vocabulary is part of the shard format (the codes shards store).
+LAYERS, KINDS = GARMENT_LAYERS, GARMENT_KINDS
 #: Offset ranges (low, high) in millimetres, uniform per sample.
 THICKNESS_MM = {
     "tight": (1.0, 5.0), "tshirt": (5.0, 14.0), "loose": (15.0, 35.0),
     "tshirt_sleeve": (10.0, 25.0), "loose_sleeve": (20.0, 40.0), "loose_drape": (10.0, 35.0),
-    "leggings": (1.0, 5.0), "shorts": (8.0, 20.0), "trousers": (15.0, 35.0), "skirt_band": (3.0, 10.0),
+    "leggings": (1.0, 5.0), "shorts": (8.0, 20.0), "trousers": (15.0, 35.0),
+    "skirt_band": (3.0, 10.0),
     "scalp": (3.0, 25.0), "scalp_tied": (3.0, 12.0), "shoes": (8.0, 20.0),
 }
 _J = {name: k for k, name in enumerate(JOINT_NAMES)}
