@@ -124,14 +124,21 @@ def run_variant(v: Variant, paths: dict, body: BodyModel, work: Path, base: dict
                        out / "fusion")
 
 
-def main() -> None:
+def budget_arguments(work: str) -> argparse.ArgumentParser:
+    """The options every training-budget benchmark shares (shape model, work folder, data
+    size, epochs); ``work`` is its default work folder under the repository."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--shape-model", default=str(ROOT / "src/bodyshape/data/shape_model.npz"))
-    ap.add_argument("--work", default=str(ROOT / "work/ablations"))
+    ap.add_argument("--work", default=str(ROOT / work))
     ap.add_argument("--n", type=int, default=20000)
     ap.add_argument("--test-n", type=int, default=1000)
     ap.add_argument("--epochs-view", type=int, default=2)
     ap.add_argument("--epochs-fusion", type=int, default=1)
+    return ap
+
+
+def main() -> None:
+    ap = budget_arguments("work/ablations")
     ap.add_argument("--only", nargs="*", default=None, help="variant names to run")
     ap.add_argument("--report-only", action="store_true",
                     help="write docs/ABLATIONS.md from the cached reports; train nothing")

@@ -21,13 +21,12 @@ python benchmarks/bench_realism.py [--n 20000] [--epochs-view 2] [--epochs-fusio
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from pathlib import Path
 
 import numpy as np
-from ablations import Variant, run_variant
+from ablations import Variant, budget_arguments, run_variant
 from report import ROOT, machine, table
 
 from bodyshape.assets import DEFAULT_CHECKPOINT
@@ -67,13 +66,7 @@ def test_sets(paths: dict) -> dict[str, tuple[Path, Augment | None]]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--shape-model", default=str(ROOT / "src/bodyshape/data/shape_model.npz"))
-    ap.add_argument("--work", default=str(ROOT / "work/realism"))
-    ap.add_argument("--n", type=int, default=20000)
-    ap.add_argument("--test-n", type=int, default=1000)
-    ap.add_argument("--epochs-view", type=int, default=2)
-    ap.add_argument("--epochs-fusion", type=int, default=1)
+    ap = budget_arguments("work/realism")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds")
     ap.add_argument("--train-only", action="store_true", help="train, evaluate nothing")
     a = ap.parse_args()

@@ -50,7 +50,7 @@ from bodyshape.synth.poses import sample_poses
 logger = logging.getLogger("bench_segmentation")
 ERROR_KEYS = ("iou", "offset_px", "rough_px", "lost_hands", "lost_feet", "blobs_pct",
               "chunks_pct")
-CANVAS_BODY_PX = 115.2  # the person's height on the 128-px canvas (CalibrationSpec default)
+CANVAS_BODY_PX = CalibrationSpec().body_height_px  # the person's height on the canvas
 
 
 def random_style(rng: np.random.Generator) -> PhotoStyle:

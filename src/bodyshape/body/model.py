@@ -96,21 +96,26 @@ class BodyModel:
         return torch.tensor(self.rig.rest_arm_angle)
 
     @functools.cached_property
+    def _keypoint_data(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The shipped keypoint file, read once: (weights, noise_px, swap_rate)."""
+        return load_keypoint_regressor()
+
+    @functools.cached_property
     def keypoint_regressor(self) -> torch.Tensor:
         """(K, V) float64 weights of the MediaPipe-like keypoints (``body.keypoints``)."""
-        return torch.from_numpy(load_keypoint_regressor()[0])
+        return torch.from_numpy(self._keypoint_data[0])
 
     @functools.cached_property
     def keypoint_noise_px(self) -> np.ndarray:
         """(K,) RMS distance, canvas px, of the regressed keypoints to MediaPipe's landmarks
         on held-out photos (the noise synthesis adds)."""
-        return load_keypoint_regressor()[1]
+        return self._keypoint_data[1]
 
     @functools.cached_property
     def keypoint_swap_rate(self) -> np.ndarray:
         """(2, n_pairs) how often MediaPipe swaps each left/right keypoint pair in front and
         side views (``body.keypoints.PAIRS``; synthesis swaps as often)."""
-        return load_keypoint_regressor()[2]
+        return self._keypoint_data[2]
 
     @functools.cached_property
     def coarse_weights(self) -> torch.Tensor:
