@@ -59,6 +59,7 @@ class Variant:
     fusion: dict = dataclasses.field(default_factory=dict)  # fusion-only overrides
     kind: str = "pipeline"  # "pipeline", "two-channel", "fusion-only"
     seed: int = 0
+    reference: str = "reference"  # fusion-only: whose front and side networks to reuse
 
 
 BASE_VARIANTS = (
@@ -114,7 +115,7 @@ def run_variant(v: Variant, paths: dict, body: BodyModel, work: Path, base: dict
         return train_stage(TrainConfig(stage="two-channel", epochs=ev, **cfg),
                            StageData(data, None, body), out / "two-channel")
     # Fusion-only variants reuse the reference's front and side networks (same seed).
-    src = work / "runs" / (seeded("reference", v.seed) if v.kind == "fusion-only" else v.name)
+    src = work / "runs" / (seeded(v.reference, v.seed) if v.kind == "fusion-only" else v.name)
     ckpts = {}
     for stage in ("front", "side"):
         ckpts[stage] = train_stage(TrainConfig(stage=stage, epochs=ev, **cfg),
@@ -137,19 +138,24 @@ def budget_arguments(work: str) -> argparse.ArgumentParser:
     return ap
 
 
+def budget_setup(a: argparse.Namespace) -> tuple[Path, Path, BodyModel, dict]:
+    """From ``budget_arguments``' parsed options: (work folder, shape model path, body model,
+    the base training overrides every variant starts from); also sets up logging."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    model_path = Path(a.shape_model)
+    base = {"epochs_view": a.epochs_view, "epochs_fusion": a.epochs_fusion, "seed": 0,
+            "val_samples": 0}
+    return Path(a.work), model_path, BodyModel.load(model_path), base
+
+
 def main() -> None:
     ap = budget_arguments("work/ablations")
     ap.add_argument("--only", nargs="*", default=None, help="variant names to run")
     ap.add_argument("--report-only", action="store_true",
                     help="write docs/ABLATIONS.md from the cached reports; train nothing")
     a = ap.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    work = Path(a.work)
-    model_path = Path(a.shape_model)
-    body = BodyModel.load(model_path)
+    work, model_path, body, base = budget_setup(a)
     paths = make_data(model_path, work, a.n, a.test_n)
-    base = {"epochs_view": a.epochs_view, "epochs_fusion": a.epochs_fusion, "seed": 0,
-            "val_samples": 0}
     results = {}
     for v in VARIANTS:
         if a.only and v.name not in a.only:

@@ -9,6 +9,9 @@
    scans, which cut only a band of faces).
 2. Values: the measurement set of the shipped template (the canonical A-pose mesh the shape
    model is built on).
+3. The training's differentiable girths (``nets.girths.SurrogateGirths``) against these
+   tape measurements on the same bodies: mean and largest absolute difference, bias and
+   correlation per girth; and their cost (forward + backward on a batch of 32, one thread).
 
 Writes section ``measure`` of docs/BENCHMARKS.md and the block between
 ``<!-- bench:measure -->`` and ``<!-- /bench:measure -->`` in docs/MEASUREMENTS.md.
@@ -74,6 +77,31 @@ def count_sections(vertices: np.ndarray, template) -> dict[str, int]:
         for name, f in originals.items():
             setattr(measure, name, f)
     return calls
+
+
+def surrogate_agreement(bodies: np.ndarray, batch, model: ShapeModel, template) -> dict:
+    """Per girth of ``GIRTH_NAMES``: {mae_mm, max_mm, bias_mm, corr} of the surrogate against
+    ``measure_bodies`` (``batch``), plus ``ms_per_batch32`` (forward + backward)."""
+    import torch
+
+    from bodyshape.nets.girths import GIRTH_NAMES, SurrogateGirths
+
+    torch.set_num_threads(1)
+    girths = SurrogateGirths(model.mean, template)
+    got = girths(torch.from_numpy(bodies)).numpy() * 100  # cm
+    out: dict = {}
+    for k, name in enumerate(GIRTH_NAMES):
+        ref = getattr(batch, f"{name}_cm")
+        d = got[:, k] - ref
+        out[name] = {"mae_mm": float(10 * np.abs(d).mean()), "max_mm": float(10 * np.abs(d).max()),
+                     "bias_mm": float(10 * d.mean()), "corr": float(np.corrcoef(got[:, k], ref)[0, 1])}
+    v = torch.from_numpy(bodies[:32]).float().requires_grad_()
+    girths(v).sum().backward()  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(5):
+        girths(v).sum().backward()
+    out["ms_per_batch32"] = 1000 * (time.perf_counter() - t0) / 5
+    return out
 
 
 def main() -> None:
@@ -142,8 +170,21 @@ gains nothing per body over single calls (and gives the same values)."""
 {table([n.removesuffix("_cm").replace("shoulder_width", "shoulder").replace("arm_length", "arm")
         for n in MEASUREMENT_NAMES], [[f"{tm[n]:.1f}" for n in MEASUREMENT_NAMES]])}"""
 
+    agree = surrogate_agreement(bodies, batch, model, template)
+    res["surrogate"] = agree
+    names = [k for k in agree if k != "ms_per_batch32"]
+    surrogate = f"""The training's differentiable girths (`nets.girths`: the mesh edges that
+each section of the mean body cuts, re-cut by every body's own landmark-placed plane, hull
+perimeter) against `measure_bodies` on the same {a.n} bodies:
+
+{table(["girth", "mean abs diff mm", "largest mm", "bias mm", "correlation"],
+       [[n, f"{agree[n]['mae_mm']:.1f}", f"{agree[n]['max_mm']:.1f}",
+         f"{agree[n]['bias_mm']:+.1f}", f"{agree[n]['corr']:.4f}"] for n in names])}
+
+Forward and backward on a batch of 32 bodies: {agree["ms_per_batch32"]:.0f} ms (one thread).
+The reported measurements stay `measure.py`'s; the surrogate only trains."""
     write_section("measure", "Tape measurements: cost per body, template values",
-                  cost + "\n\n" + values, res)
+                  cost + "\n\n" + values + "\n\n" + surrogate, res)
     stamp = f"{_dt.date.today().isoformat()}, {machine()}"
     write_block(MEASUREMENTS_DOC, f"""_Written by `python benchmarks/bench_measure.py` ({stamp});
 also in docs/BENCHMARKS.md, section "Tape measurements". Do not edit by hand._

@@ -22,15 +22,13 @@ python benchmarks/bench_realism.py [--n 20000] [--epochs-view 2] [--epochs-fusio
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
-from ablations import Variant, budget_arguments, run_variant
+from ablations import Variant, budget_arguments, budget_setup, run_variant
 from report import ROOT, machine, table
 
 from bodyshape.assets import DEFAULT_CHECKPOINT
-from bodyshape.body import BodyModel
 from bodyshape.checkpoint import load_checkpoint
 from bodyshape.dataset.stream import Augment
 from bodyshape.evaluate import evaluate
@@ -70,13 +68,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds")
     ap.add_argument("--train-only", action="store_true", help="train, evaluate nothing")
     a = ap.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    work = Path(a.work)
-    model_path = Path(a.shape_model)
-    body = BodyModel.load(model_path)
+    work, model_path, body, base = budget_setup(a)
     paths = make_data(model_path, work, a.n, a.test_n)
-    base = {"epochs_view": a.epochs_view, "epochs_fusion": a.epochs_fusion, "seed": 0,
-            "val_samples": 0}
     models = {("shipped", 0): DEFAULT_CHECKPOINT}
     for seed in a.seeds:
         for data in TRAIN_SPECS:
@@ -105,7 +98,8 @@ METRIC_COLUMNS = (("vertex_mm", 1), ("chest_mm", 1), ("waist_mm", 1), ("hip_mm",
                   ("iou_front", 3), ("iou_side", 3))
 
 
-def _cell(runs: list[dict], key: str, digits: int) -> str:
+def mean_std(runs: list[dict], key: str, digits: int) -> str:
+    """A table cell: ``key`` of one run, or mean ± std over several."""
     values = np.array([r[key] for r in runs])
     if len(values) == 1:
         return f"{values[0]:.{digits}f}"
@@ -113,7 +107,7 @@ def _cell(runs: list[dict], key: str, digits: int) -> str:
 
 
 def write_doc(results: dict, outfits: dict, a) -> None:
-    rows = [[model, test, str(len(runs))] + [_cell(runs, k, d) for k, d in METRIC_COLUMNS]
+    rows = [[model, test, str(len(runs))] + [mean_std(runs, k, d) for k, d in METRIC_COLUMNS]
             for (model, test), runs in results.items()]
     groups = next(iter(outfits.values()), {})
     outfit_rows = [[g, str(groups[g]["n"])] + [
@@ -139,12 +133,18 @@ def write_doc(results: dict, outfits: dict, a) -> None:
         "chest/waist/hip MAE in mm:\n\n"
         + table(["outfit", "pairs"] + list(outfits), outfit_rows)
         + f"\n{END}")
-    text = DOC.read_text()
-    if START in text:
-        text = text[:text.index(START)] + body + text[text.index(END) + len(END):]
+    replace_block(DOC, START, END, body)
+
+
+def replace_block(doc: Path, start: str, end: str, body: str) -> None:
+    """Put ``body`` (which starts with ``start`` and ends with ``end``) in place of the
+    block between those markers in ``doc``, or append it."""
+    text = doc.read_text()
+    if start in text:
+        text = text[:text.index(start)] + body + text[text.index(end) + len(end):]
     else:
         text = text.rstrip() + "\n\n" + body + "\n"
-    DOC.write_text(text)
+    doc.write_text(text)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,11 @@
 #      per-view photo poses and garments, docs/SYNTH.md);
 #   2. the front and side networks, then the fusion network reusing them (branches at 0.1x
 #      the learning rate);
-#   3. evaluation on the test pairs -> WORK/eval.json and .md; export -> src/bodyshape/data/model.pt
+#   3. evaluation on the test pairs -> WORK/eval.json and .md (realistic test pairs with
+#      MediaPipe's measured segmentation errors); export -> src/bodyshape/data/model.pt
 #      (set EXPORT=0 to keep the shipped model).
+# TRAIN_FLAGS adds training options to every stage (e.g. "--parts --pose-weight 0.1",
+# docs/TRAINING.md); DEVICE picks the device (auto: a GPU when there is one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh >/dev/null
@@ -24,6 +27,10 @@ EPOCHS_FUSION=${EPOCHS_FUSION:-2}
 WORKERS=${WORKERS:-2}
 EXPORT=${EXPORT:-1}
 PRESET=${PRESET:-clean}
+TRAIN_FLAGS=${TRAIN_FLAGS:-}
+DEVICE=${DEVICE:-auto}
+EVAL_FLAGS=""
+if [ "$PRESET" = realistic ]; then EVAL_FLAGS="--measured-errors"; fi
 mkdir -p "$WORK"
 
 $BS synth --n "$N_TRAIN" --seed 0 --sampling per-sex --preset "$PRESET" --workers "$WORKERS" --out "$WORK/data-train"
@@ -32,13 +39,14 @@ $BS synth --n 2000 --seed 999 --sampling per-sex --preset "$PRESET" --workers "$
 
 for view in front side; do
   $BS -v train --stage "$view" --data "$WORK/data-train" --val "$WORK/data-val" \
-    --epochs "$EPOCHS_VIEW" --out "$WORK/$view"
+    --epochs "$EPOCHS_VIEW" --device "$DEVICE" $TRAIN_FLAGS --out "$WORK/$view"
 done
 $BS -v train --stage fusion --data "$WORK/data-train" --val "$WORK/data-val" \
   --front "$WORK/front/checkpoint.pt" --side "$WORK/side/checkpoint.pt" \
-  --epochs "$EPOCHS_FUSION" --out "$WORK/fusion"
+  --epochs "$EPOCHS_FUSION" --device "$DEVICE" $TRAIN_FLAGS --out "$WORK/fusion"
 
-$BS eval --model "$WORK/fusion/checkpoint.pt" --data "$WORK/data-test" --out "$WORK/eval.json"
+$BS eval --model "$WORK/fusion/checkpoint.pt" --data "$WORK/data-test" --device "$DEVICE" \
+  $EVAL_FLAGS --out "$WORK/eval.json"
 if [ "$EXPORT" = 1 ]; then
   $BS export-model "$WORK/fusion/checkpoint.pt" src/bodyshape/data/model.pt
 fi

@@ -53,7 +53,7 @@ SMALL = dict(
 
 
 def _small_cfg():
-    from bodyshape.nets.models import EncoderConfig, HeadConfig
+    from bodyshape.nets import EncoderConfig, HeadConfig
 
     SMALL.update(encoder=EncoderConfig(widths=(8, 16, 16, 32), feature_dim=32),
                  head=HeadConfig((32, 16)), fusion_head=HeadConfig((16,)))

@@ -28,8 +28,8 @@ import torch
 from torch import nn
 
 from bodyshape.fileio import atomic_path
-from bodyshape.nets.models import (EncoderConfig, FusionModel, HeadConfig, TwoChannelModel,
-                                   ViewModel)
+from bodyshape.nets import (EncoderConfig, FusionModel, HeadConfig, InputConfig,
+                           TwoChannelModel, ViewModel)
 
 FORMAT = "bodyshape.checkpoint"
 VERSION = 1
@@ -55,6 +55,9 @@ class ModelSpec:
         head: the view/two-channel head config (the branches' heads for fusion).
         fusion_head: the fusion MLP config (fusion only).
         view: "front" or "side" for view models, None otherwise.
+        inputs: part channels and weight input (``InputConfig``); checkpoints written
+            before them read as silhouette-only.
+        pose_dim: pose angles predicted per view (0: no pose head).
     """
 
     kind: str
@@ -63,6 +66,8 @@ class ModelSpec:
     head: HeadConfig = HeadConfig()
     fusion_head: HeadConfig = HeadConfig((256,))
     view: str | None = None
+    inputs: InputConfig = InputConfig()
+    pose_dim: int = 0
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -73,11 +78,13 @@ class ModelSpec:
     def build(self) -> nn.Module:
         """A freshly initialized module of this spec."""
         if self.kind == "view":
-            return ViewModel(self.n_components, self.encoder, self.head)
+            return ViewModel(self.n_components, self.encoder, self.head, self.inputs,
+                             self.pose_dim)
         if self.kind == "two-channel":
-            return TwoChannelModel(self.n_components, self.encoder, self.head)
+            return TwoChannelModel(self.n_components, self.encoder, self.head, self.inputs,
+                                   self.pose_dim)
         return FusionModel.from_configs(self.n_components, self.encoder, self.head,
-                                        self.fusion_head)
+                                        self.fusion_head, self.inputs, self.pose_dim)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -88,7 +95,9 @@ class ModelSpec:
         return cls(kind=d["kind"], n_components=int(d["n_components"]),
                    encoder=_config(EncoderConfig, d["encoder"]),
                    head=_config(HeadConfig, d["head"]),
-                   fusion_head=_config(HeadConfig, d["fusion_head"]), view=d.get("view"))
+                   fusion_head=_config(HeadConfig, d["fusion_head"]), view=d.get("view"),
+                   inputs=_config(InputConfig, d.get("inputs", {})),
+                   pose_dim=int(d.get("pose_dim", 0)))
 
 
 @dataclass(frozen=True, eq=False)

@@ -26,10 +26,12 @@ import numpy as np
 import torch
 
 from bodyshape.body import BodyModel
+from bodyshape.body.anthropometry import SELF_REPORT_STD_KG, body_weight_kg
 from bodyshape.checkpoint import Checkpoint
 from bodyshape.dataset.shard_format import GARMENT_KINDS, GARMENT_LAYERS
 from bodyshape.dataset.stream import Augment, ShardDataset
 from bodyshape.measure import body_stats
+from bodyshape.nets.inputs import NetInput, run_network, to_device
 from bodyshape.render.camera import Camera
 from bodyshape.render.raster import mask_iou, silhouette
 from bodyshape.shape.pca import ShapeModel
@@ -64,28 +66,43 @@ class Predictions:
 @torch.no_grad()
 def predict_dataset(ckpt: Checkpoint, root: str | os.PathLike, model: ShapeModel,
                     limit: int | None = None, batch_size: int = 64,
-                    sex_known: bool = True, augment: Augment | None = None) -> Predictions:
+                    sex_known: bool = True, augment: Augment | None = None,
+                    weight_known: bool = False, faces: np.ndarray | None = None,
+                    device: torch.device | str = "cpu") -> Predictions:
     """Run a checkpoint over (the first ``limit`` samples of) a held-out set.
 
     ``sex_known=False`` hides the sex from the network (code -1), as for users who give none.
     ``augment`` corrupts the test masks (e.g. ``Augment.measured()``: segmentation errors),
     with generators seeded by the sample index only, so a test set stays fixed.
+    ``weight_known`` gives weight-aware networks each body's weight (its true mesh's, needs
+    ``faces``) plus self-report noise seeded by the sample index; otherwise the weight is
+    unknown. Part-aware networks get the part labels the dataset computes from each view's
+    stored keypoints.
     """
     if ckpt.shape_model_hash != model.model_hash:
         raise ValueError("the checkpoint was trained for another shape model")
-    ds = ShardDataset(root, shuffle=False, augment=augment)
+    if weight_known and faces is None:
+        raise ValueError("weight_known needs the template faces")
+    ds = ShardDataset(root, shuffle=False, augment=augment, parts=ckpt.spec.inputs.parts)
     if ds.config["shape_model_hash"] != model.model_hash:
         raise ValueError(f"{root} was generated with another shape model")
-    net = ckpt.model.eval()
+    device = torch.device(device)
+    net = ckpt.model.eval().to(device)
     std = model.std[: ckpt.spec.n_components]
     preds, trues, sexes, statures, items = [], [], [], [], []
     for batch in torch.utils.data.DataLoader(ds, batch_size=batch_size):
         sex = batch["sex"] if sex_known else torch.full_like(batch["sex"], -1)
-        if ckpt.spec.kind == "view":
-            z = net(batch[ckpt.spec.view], batch["stature"], sex).z
-        else:
-            z = net(batch["front"], batch["side"], batch["stature"], sex).z
-        preds.append(z.numpy() * std)
+        weight = None
+        if weight_known:
+            true = body_weight_kg(torch.from_numpy(model.decode(batch["coeffs"].double()
+                                                                .numpy())),
+                                  torch.as_tensor(np.array(faces)))
+            noise = [np.random.default_rng([int(i), 7]).normal() for i in batch["index"]]
+            weight = (true + SELF_REPORT_STD_KG * torch.tensor(noise)).float()
+        x = NetInput(batch["front"], batch["side"], batch["stature"], sex, weight,
+                     batch.get("front_parts"), batch.get("side_parts"))
+        z = run_network(net, ckpt.spec.kind, ckpt.spec.view, to_device(x, device)).z
+        preds.append(z.float().cpu().numpy() * std)
         trues.append(batch["coeffs"].numpy())
         sexes.append(batch["sex"].numpy())
         statures.append(batch["stature"].numpy())
@@ -95,6 +112,7 @@ def predict_dataset(ckpt: Checkpoint, root: str | os.PathLike, model: ShapeModel
                 "garments")})
         if limit is not None and sum(len(p) for p in preds) >= limit:
             break
+    net.cpu()
     n = sum(len(p) for p in preds) if limit is None else min(limit, sum(len(p) for p in preds))
     return Predictions(np.concatenate(preds)[:n], np.concatenate(trues)[:n],
                        np.concatenate(sexes)[:n], np.concatenate(statures)[:n], items[:n])
@@ -189,11 +207,13 @@ def summarize(per_sample: dict[str, np.ndarray]) -> dict:
 
 def evaluate(ckpt: Checkpoint, root: str | os.PathLike, body: BodyModel,
              limit: int | None = None, sex_known: bool = True, baseline: bool = False,
-             augment: Augment | None = None) -> dict:
+             augment: Augment | None = None, weight_known: bool = False,
+             device: torch.device | str = "cpu") -> dict:
     """The full report (``summarize``) of a checkpoint on a held-out set; with
     ``baseline`` also the height-only baseline's under ``report["height_only"]``;
-    ``augment`` corrupts the test masks (see ``predict_dataset``)."""
-    pred = predict_dataset(ckpt, root, body.shape, limit, sex_known=sex_known, augment=augment)
+    ``augment``, ``weight_known``: see ``predict_dataset``."""
+    pred = predict_dataset(ckpt, root, body.shape, limit, sex_known=sex_known, augment=augment,
+                           weight_known=weight_known, faces=body.faces, device=device)
     report = summarize(metrics(pred, body))
     if baseline:
         report["height_only"] = summarize(metrics(pred, body, height_only(body.shape,
@@ -201,6 +221,7 @@ def evaluate(ckpt: Checkpoint, root: str | os.PathLike, body: BodyModel,
     report["checkpoint"] = str(ckpt.path) if ckpt.path else None
     report["data"] = str(Path(root))
     report["sex_known"] = sex_known
+    report["weight_known"] = weight_known
     report["augment"] = None if augment is None else dataclasses.asdict(augment)
     return report
 

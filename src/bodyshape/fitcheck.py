@@ -42,7 +42,7 @@ class Reprojection:
 
 
 def fit_view(body: BodyModel, vertices: np.ndarray, view: str, target: np.ndarray,
-             spec: CalibrationSpec) -> Reprojection:
+             spec: CalibrationSpec, pose_angles: np.ndarray | None = None) -> Reprojection:
     """Best re-projection of a canonical mesh onto a calibrated input canvas (module docs).
 
     Args:
@@ -51,10 +51,14 @@ def fit_view(body: BodyModel, vertices: np.ndarray, view: str, target: np.ndarra
         view: "front" or "side".
         target: (h, w) input canvas in [0, 1] (thresholded at 0.5).
         spec: the calibration the input canvas was made with.
+        pose_angles: (P,) radians: pose the mesh so first (the network's pose for this
+            view); None: the canonical A-pose.
     Raises:
         RuntimeError: no camera of the grid could render and calibrate the mesh.
     """
     yaw = VIEW_YAW[view]
+    if pose_angles is not None:
+        vertices = body.pose(vertices, pose_angles)
     v = body.turn(vertices, yaw)
     lo, hi = vertex_bounds(v)
     centre = 0.5 * (lo + hi)

@@ -20,6 +20,7 @@ import numpy as np
 from bodyshape.segment import PhotoError, Segmenter, check_photo, facing_of, warnings_for
 
 HEIGHT_RANGE_CM = (50.0, 250.0)
+WEIGHT_RANGE_KG = (20.0, 300.0)
 SEX_CODES = {None: -1, "female": 0, "male": 1}
 # |toe cue| below this (fraction of body height) is too weak to decide a mask's facing. On
 # 2,000 held-out synthetic side views it was decisive in 99.6 % and never wrong
@@ -150,16 +151,27 @@ def mask_facings(mask: np.ndarray) -> tuple[str, ...]:
         "right", "left")
 
 
+def _check_number(value, what: str, unit: str, symbol: str, bounds: tuple[float, float]
+                  ) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{what} must be a number of {unit}, got {value!r}") from None
+    lo, hi = bounds
+    if not lo <= x <= hi:  # also refuses NaN
+        raise InputError(f"{what} {x:g} {symbol} is outside {lo:g}-{hi:g} {symbol} (give it "
+                         f"in {symbol})")
+    return x
+
+
 def check_height(height_cm) -> float:
     """The height as a float in ``HEIGHT_RANGE_CM``, else ``InputError``."""
-    try:
-        h = float(height_cm)
-    except (TypeError, ValueError):
-        raise InputError(f"height must be a number of centimeters, got {height_cm!r}") from None
-    lo, hi = HEIGHT_RANGE_CM
-    if not lo <= h <= hi:
-        raise InputError(f"height {h:g} cm is outside {lo:g}-{hi:g} cm (give it in cm)")
-    return h
+    return _check_number(height_cm, "height", "centimeters", "cm", HEIGHT_RANGE_CM)
+
+
+def check_weight(weight_kg) -> float:
+    """The weight as a float in ``WEIGHT_RANGE_KG``, else ``InputError``."""
+    return _check_number(weight_kg, "weight", "kilograms", "kg", WEIGHT_RANGE_KG)
 
 
 def check_sex(sex) -> int:

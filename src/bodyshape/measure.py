@@ -16,11 +16,15 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from matplotlib.path import Path as MplPath
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import ConvexHull, QhullError, cKDTree
 
+from bodyshape.body import anthropometry as anthro
+from bodyshape.body.anthropometry import THIGH_DROP, Section
+from bodyshape.body.anthropometry import mesh_volume as mesh_volume_t
 from bodyshape.shape.template import Template
 
 logger = logging.getLogger(__name__)
@@ -142,6 +146,29 @@ def _clip_loop(loop: np.ndarray, direction: np.ndarray, offset: float) -> np.nda
     return np.concatenate([seg.reshape(-1, 2)[s.reshape(-1) >= 0], hits])
 
 
+def girth_loop(vertices: np.ndarray, faces: np.ndarray, origin, normal=(0.0, 0.0, 1.0),
+               inside=None, keep_side=None) -> np.ndarray:
+    """The in-plane points (P, 2) whose convex hull is the tape of :func:`girth` (same
+    arguments), in the basis ``_plane_basis(normal)`` about ``origin``; (0, 2) if the plane
+    misses the mesh."""
+    normal = np.asarray(normal, float) / np.linalg.norm(normal)
+    origin = np.asarray(origin, float)
+    inside = origin if inside is None else np.asarray(inside, float)
+    loops = slice_loops(vertices, faces, origin, normal)
+    if not loops:
+        return np.zeros((0, 2))
+    basis = _plane_basis(normal)
+    loop = pick_loop(loops, (inside - origin) @ basis.T)
+    if keep_side is not None:
+        point, direction = (np.asarray(a, float) for a in keep_side)
+        # In-plane point q lies at origin + q @ basis: it is on the kept side where
+        # q @ (basis @ direction) >= (point - origin) @ direction.
+        d2 = basis @ direction
+        if np.linalg.norm(d2) > 1e-9 * np.linalg.norm(direction):
+            loop = _clip_loop(loop, d2, float((point - origin) @ direction))
+    return loop
+
+
 def girth(vertices: np.ndarray, faces: np.ndarray, origin, normal=(0.0, 0.0, 1.0),
           inside=None, keep_side=None) -> float:
     """Tape girth (m) of the loop cut by a plane.
@@ -158,22 +185,7 @@ def girth(vertices: np.ndarray, faces: np.ndarray, origin, normal=(0.0, 0.0, 1.0
     Returns:
         Convex-hull perimeter in meters (0 if the plane misses the mesh).
     """
-    normal = np.asarray(normal, float) / np.linalg.norm(normal)
-    origin = np.asarray(origin, float)
-    inside = origin if inside is None else np.asarray(inside, float)
-    loops = slice_loops(vertices, faces, origin, normal)
-    if not loops:
-        return 0.0
-    basis = _plane_basis(normal)
-    loop = pick_loop(loops, (inside - origin) @ basis.T)
-    if keep_side is not None:
-        point, direction = (np.asarray(a, float) for a in keep_side)
-        # In-plane point q lies at origin + q @ basis: it is on the kept side where
-        # q @ (basis @ direction) >= (point - origin) @ direction.
-        d2 = basis @ direction
-        if np.linalg.norm(d2) > 1e-9 * np.linalg.norm(direction):
-            loop = _clip_loop(loop, d2, float((point - origin) @ direction))
-    return convex_perimeter(loop)
+    return convex_perimeter(girth_loop(vertices, faces, origin, normal, inside, keep_side))
 
 
 @dataclass(frozen=True)
@@ -192,10 +204,9 @@ class BodyStats:
 
 
 def mesh_volume(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Enclosed volume (m^3) of closed meshes (..., V, 3) via the divergence theorem."""
-    tri = vertices[..., faces, :]  # (..., F, 3, 3)
-    return np.abs(np.einsum("...i,...i->...", tri[..., 0, :],
-                            np.cross(tri[..., 1, :], tri[..., 2, :])).sum(-1) / 6.0)
+    """Enclosed volume (m^3) of closed meshes (..., V, 3) (``body.anthropometry``)."""
+    v = torch.as_tensor(np.array(vertices, np.float64))
+    return mesh_volume_t(v, torch.as_tensor(np.array(faces, np.int64))).numpy()
 
 
 def _landmarks(vertices: np.ndarray, t: Template) -> dict[str, np.ndarray]:
@@ -205,17 +216,8 @@ def _landmarks(vertices: np.ndarray, t: Template) -> dict[str, np.ndarray]:
 
 def _torso_girths(v: np.ndarray, faces: np.ndarray, lm: dict[str, np.ndarray]) -> dict:
     """Horizontal chest, waist and hip girths (m) of one body; ``lm``: name -> (3,)."""
-    # Probe at the torso's mid-depth on the midline, so the arms cut by the same plane are
-    # never picked.
-    centre = (lm["waist_front"] + lm["waist_back"]) / 2
-    bust_z = (lm["bust_point_l"][2] + lm["bust_point_r"][2]) / 2
-    hip_z = (lm["buttock_l"][2] + lm["buttock_r"][2]) / 2
-    hip_c = np.array([centre[0], (lm["buttock_l"][1] + lm["asis_l"][1]) / 2, hip_z])
-    return {
-        "chest": girth(v, faces, [centre[0], centre[1], bust_z]),
-        "waist": girth(v, faces, centre),
-        "hip": girth(v, faces, hip_c),
-    }
+    sections = girth_sections(lm)
+    return {k: section_girth(v, faces, sections[k]) for k in ("chest", "waist", "hip")}
 
 
 def body_stats(vertices: np.ndarray, template: Template) -> BodyStats:
@@ -239,11 +241,6 @@ MEASUREMENT_NAMES = ("height_cm", "chest_cm", "waist_cm", "hip_cm", "neck_cm",
                      "shoulder_width_cm", "arm_length_cm", "inseam_cm", "thigh_cm", "calf_cm",
                      "bicep_cm", "wrist_cm")
 
-# Thigh level, as a fraction of the way from the crotch down to thigh_front (mid-thigh): on
-# the template 3.6 cm below the crotch, where the back profile turns from buttock to thigh
-# (the gluteal fold). A fraction rather than a fixed offset keeps every measurement
-# proportional to body scale.
-THIGH_DROP = 0.3
 # Calf scan levels, as fractions of the knee-to-ankle height above calf_back (the most
 # posterior calf point, which on anny bodies lies a few cm below the widest level).
 CALF_SCAN = np.linspace(-0.10, 0.25, 8)
@@ -278,14 +275,11 @@ class Measurements:
 
 
 def limb_plane(proximal, distal, at: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
-    """The plane perpendicular to a limb axis: ``(origin (3,), unit normal (3,))``.
-
-    ``origin`` is the axis point a fraction ``at`` of the way from ``proximal`` to ``distal``
-    (meters); the normal is the axis direction.
-    """
-    proximal, distal = np.asarray(proximal, float), np.asarray(distal, float)
-    axis = distal - proximal
-    return proximal + at * axis, axis / np.linalg.norm(axis)
+    """The plane perpendicular to a limb axis, ``(origin (3,), unit normal (3,))`` in meters
+    (``body.anthropometry.limb_plane``)."""
+    o, n = anthro.limb_plane(torch.as_tensor(np.asarray(proximal, float)),
+                             torch.as_tensor(np.asarray(distal, float)), at)
+    return o.numpy(), n.numpy()
 
 
 def limb_girth(vertices: np.ndarray, faces: np.ndarray, proximal, distal, at: float = 0.5,
@@ -300,29 +294,31 @@ def limb_girth(vertices: np.ndarray, faces: np.ndarray, proximal, distal, at: fl
     return girth(vertices, faces, origin, normal, keep_side=keep_side)
 
 
-def _neck_plane(lm: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Neck-girth plane through neck_front, neck_back and the neck sides: (origin, normal)."""
-    pts = np.stack([lm["neck_front"], lm["neck_back"], lm["neck_side_l"], lm["neck_side_r"]])
-    # The four landmarks were placed on one inclined plane (lower at the throat than at the
-    # nape); its normal is the neck axis that ISO wants the tape perpendicular to.
-    normal = np.cross(lm["neck_side_l"] - lm["neck_side_r"], lm["neck_back"] - lm["neck_front"])
-    return pts.mean(0), normal / np.linalg.norm(normal)
-
-
 def _joint_centres(lm: dict[str, np.ndarray], side: str) -> dict[str, np.ndarray]:
-    """Elbow, wrist, knee and ankle centres of one side: midpoints of the bony landmark pairs."""
-    def mid(a: str, b: str) -> np.ndarray:
-        return (lm[f"{a}_{side}"] + lm[f"{b}_{side}"]) / 2
-
-    return {"elbow": mid("elbow_lateral", "elbow_medial"),
-            "wrist": mid("radial_styloid", "ulnar_styloid"),
-            "knee": mid("knee_lateral", "knee_medial"),
-            "ankle": mid("malleolus_lateral", "malleolus_medial")}
+    """Elbow, wrist, knee and ankle centres (3,) of one side (``body.anthropometry``)."""
+    return {k: v.numpy() for k, v in anthro.joint_centres(
+        {k: torch.as_tensor(v) for k, v in lm.items()}, side).items()}
 
 
 def _side_direction(lm: dict[str, np.ndarray], side: str) -> np.ndarray:
-    """Unit x vector pointing to ``side``, read from the landmarks so mirrored meshes work."""
-    return np.array([np.sign(lm[f"acromion_{side}"][0] - lm["crotch"][0]), 0.0, 0.0])
+    """Unit x vector (3,) pointing to ``side`` (``body.anthropometry.side_direction``)."""
+    return anthro.side_direction({k: torch.as_tensor(lm[k]) for k in (f"acromion_{side}",
+                                                                       "crotch")}, side).numpy()
+
+
+def girth_sections(lm: dict[str, np.ndarray]) -> dict[str, Section]:
+    """The section planes of one body (``body.anthropometry.girth_sections``) from its
+    landmarks (name -> (3,)), as numpy: Section fields (3,) float64 arrays or None."""
+    sections = anthro.girth_sections({k: torch.as_tensor(v) for k, v in lm.items()})
+    return {k: Section(*(None if x is None else x.numpy() for x in
+                         (s.origin, s.normal, s.keep_point, s.keep_dir)))
+            for k, s in sections.items()}
+
+
+def section_girth(vertices: np.ndarray, faces: np.ndarray, section: Section) -> float:
+    """:func:`girth` at a numpy :class:`Section` (:func:`girth_sections`), meters."""
+    keep = None if section.keep_point is None else (section.keep_point, section.keep_dir)
+    return girth(vertices, faces, section.origin, section.normal, keep_side=keep)
 
 
 def band_hull_girth(vertices: np.ndarray, faces: np.ndarray, z: float) -> float:
@@ -376,33 +372,22 @@ def _measure_one(v: np.ndarray, faces: np.ndarray, lm: dict[str, np.ndarray]) ->
     v: (V, 3) meters; lm: landmark name -> (3,).
     """
     floor = v[:, 2].min()
-    torso = _torso_girths(v, faces, lm)
-    out = {"chest_cm": torso["chest"], "waist_cm": torso["waist"], "hip_cm": torso["hip"]}
+    sections = girth_sections(lm)
+    out = {f"{k}_cm": section_girth(v, faces, sections[k])
+           for k in ("chest", "waist", "hip", "neck")}
     out["height_cm"] = v[:, 2].max() - floor
-    origin, normal = _neck_plane(lm)
-    out["neck_cm"] = girth(v, faces, origin, normal)
     out["shoulder_width_cm"] = np.linalg.norm(lm["acromion_l"] - lm["acromion_r"])
     out["inseam_cm"] = lm["crotch"][2] - floor
     per_side = {k: [] for k in ("arm_length_cm", "thigh_cm", "calf_cm", "bicep_cm", "wrist_cm")}
     tri = v[faces]  # (F, 3, 3), for both calf scans
     for side in ("l", "r"):
         c = _joint_centres(lm, side)
-        out_dir = _side_direction(lm, side)
         acromion, elbow_out = lm[f"acromion_{side}"], lm[f"elbow_lateral_{side}"]
         per_side["arm_length_cm"].append(np.linalg.norm(elbow_out - acromion)
                                          + np.linalg.norm(lm[f"ulnar_styloid_{side}"] - elbow_out))
-        # Arm girths: the loop around the arm axis; should the arm touch the chest, only the
-        # part lateral to the armpit counts.
-        axilla = (lm[f"axilla_front_{side}"] + lm[f"axilla_back_{side}"]) / 2
-        per_side["bicep_cm"].append(limb_girth(v, faces, acromion, c["elbow"], 0.5,
-                                               keep_side=(axilla, out_dir)))
+        per_side["bicep_cm"].append(section_girth(v, faces, sections[f"bicep_{side}"]))
         per_side["wrist_cm"].append(limb_girth(v, faces, c["elbow"], c["wrist"], 1.0))
-        # Thigh: horizontal, probe at thigh_front's x and the knee's depth (the thigh's middle);
-        # thighs that touch are split at the crotch's sagittal plane.
-        front = lm[f"thigh_front_{side}"]
-        z = lm["crotch"][2] + THIGH_DROP * (front[2] - lm["crotch"][2])
-        per_side["thigh_cm"].append(girth(v, faces, [front[0], c["knee"][1], z],
-                                          keep_side=(lm["crotch"], out_dir)))
+        per_side["thigh_cm"].append(section_girth(v, faces, sections[f"thigh_{side}"]))
         per_side["calf_cm"].append(_calf_girth(v, faces, lm, side, tri))
     out.update({k: np.mean(vals) for k, vals in per_side.items()})
     return out

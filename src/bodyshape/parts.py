@@ -21,6 +21,7 @@ Labels (``PART_NAMES``, uint8): 0 background, 1 head, 2 torso, 3/4 upper arm lef
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from bodyshape.body.keypoints import KEYPOINT_NAMES, MEDIAPIPE_INDEX
 
@@ -31,6 +32,10 @@ PART_COLOURS = np.array([
     (255, 255, 255), (230, 159, 0), (86, 180, 233), (0, 158, 115), (0, 114, 178),
     (240, 228, 66), (213, 94, 0), (204, 121, 167), (120, 94, 240), (153, 153, 153),
     (60, 60, 60)], dtype=np.uint8)
+#: Network input channels of a part-aware network (``part_channels``): left and right
+#: merged, since MediaPipe swaps them in a quarter to a third of side views (docs/SYNTH.md).
+PART_GROUPS = ("head", "torso", "upper_arm", "lower_arm", "upper_leg", "lower_leg")
+_GROUP_OF_LABEL = torch.tensor([-1, 0, 1, 2, 2, 3, 3, 4, 4, 5, 5])
 LIMB_PRIORITY_PX = 1.5
 MIN_VISIBILITY = 0.5
 _K = {name: k for k, name in enumerate(KEYPOINT_NAMES)}
@@ -141,6 +146,32 @@ def part_labels(mask: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
         d[np.ix_(_inside(p, torso), is_torso)] = 0.0
     out[ys, xs] = np.asarray(parts, np.uint8)[np.argmin(d, axis=1)]
     return out
+
+
+def part_channels(mask: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    """The one routine from a canvas mask (and its part labels) to a part-aware network's
+    input, used by training and prediction alike.
+
+    Args:
+        mask: (B, 1, H, W) float canvas in [0, 1] (the calibrated, possibly augmented mask).
+        labels: (B, H, W) integer ``PART_NAMES`` labels of that mask (``part_labels``), or
+            None where the parts are unknown (a mask input without landmarks).
+
+    Returns:
+        (B, 1 + len(PART_GROUPS), H, W): the mask, then per ``PART_GROUPS`` entry the mask
+        where the label belongs to the group (all zero when ``labels`` is None).
+    """
+    if mask.ndim != 4 or mask.shape[1] != 1:
+        raise ValueError(f"mask must be (B, 1, H, W), got {tuple(mask.shape)}")
+    b, _, h, w = mask.shape
+    if labels is None:
+        return torch.cat([mask, mask.new_zeros(b, len(PART_GROUPS), h, w)], dim=1)
+    if labels.shape != (b, h, w):
+        raise ValueError(f"labels must be {(b, h, w)}, got {tuple(labels.shape)}")
+    group = _GROUP_OF_LABEL.to(labels.device)[labels.long()]  # (B, H, W), -1 background
+    onehot = group[:, None] == torch.arange(len(PART_GROUPS), device=labels.device)[:, None,
+                                                                                    None]
+    return torch.cat([mask, mask * onehot.to(mask.dtype)], dim=1)
 
 
 def colour_labels(labels: np.ndarray) -> np.ndarray:

@@ -9,15 +9,20 @@ height_cm, sex)`` runs one pair:
    front/side swap from the silhouettes' widths;
 2. calibrate each mask with ``bodyshape.calibrate.calibrate`` and the checkpoint's own
    calibration spec: exactly the routine that made the training data;
-3. the network predicts the shape coefficients; the canonical A-pose mesh is decoded and
-   scaled about its feet so its stature equals the given height (the network already sees
-   the height; the scaling removes its residual stature error). When a side mask's facing
-   is ambiguous, both facings are tried and the one that re-projects better is kept;
-4. tape measurements (``bodyshape.measure``), and the fit check (``bodyshape.fitcheck``):
-   the mesh's best re-projection into each view, whose IoU is the fit quality;
+3. the network (``nets.inputs.run_network``: part channels from the photo's pose
+   landmarks for part-aware networks, the weight for weight-aware ones) predicts the shape
+   coefficients and, with pose heads, each view's pose; the canonical A-pose mesh is
+   decoded and scaled about its feet so its stature equals the given height (the network
+   already sees the height; the scaling removes its residual stature error). When a side
+   mask's facing is ambiguous, both facings are tried and the one that re-projects better
+   is kept;
+4. tape measurements (``bodyshape.measure``) on the canonical mesh, and the fit check
+   (``bodyshape.fitcheck``): the mesh, in the network's pose for each view when it predicts
+   one, re-projected into each view; its IoU is the fit quality;
 5. optionally (``fit_pose``/``refine``) the pose, and with ``refine`` the shape too, is fitted
-   to the silhouettes (``bodyshape.refine``), so that the fit check shows the posed body;
-   its cost is measured in docs/BENCHMARKS.md (bench:predict).
+   to the silhouettes (``bodyshape.refine``), starting from the network's poses, so that the
+   fit check shows the fitted body; its cost is measured in docs/BENCHMARKS.md
+   (bench:predict).
 """
 
 from __future__ import annotations
@@ -34,8 +39,10 @@ from bodyshape.body import BodyModel
 from bodyshape.calibrate import Calibrated, CalibrationSpec, calibrate
 from bodyshape.checkpoint import Checkpoint, load_checkpoint
 from bodyshape.fitcheck import Reprojection, fit_view
-from bodyshape.inputs import InputError, ViewInput, check_height, check_pair, check_sex, read_view
+from bodyshape.inputs import (InputError, ViewInput, check_height, check_pair, check_sex,
+                              check_weight, read_view)
 from bodyshape.measure import measure_bodies
+from bodyshape.nets.inputs import NetInput, run_network, to_device
 from bodyshape.parts import parts_from_landmarks
 from bodyshape.segment import Segmenter
 
@@ -82,13 +89,16 @@ class Prediction:
         vertices: (V, 3) canonical A-pose mesh, meters, Z up, facing -Y (anny's axes).
         faces: (F, 3) template faces.
         measurements: ``measure.MEASUREMENT_NAMES`` -> centimeters.
-        height_cm: the given height; sex: the given sex or None.
+        height_cm: the given height; sex: the given sex or None; weight_kg: the given
+            weight or None (only weight-aware networks use it).
         scale: factor applied to the decoded mesh to reach the given height.
         front, side: the two views' fits.
         warnings: every warning, one line each.
         shape_model_hash: the shape model the coefficients belong to.
         pose_angles: (2, P) radians (``body.pose.POSE_NAMES``) of the front and side poses
-            fitted to the silhouettes, or None when the fit check drew the canonical A-pose.
+            the fit check drew: fitted to the silhouettes (``fit_pose``/``refine``), else the
+            network's own (pose heads), else None (the canonical A-pose).
+        pose_source: "fitted", "network" or None, where ``pose_angles`` came from.
     """
 
     coeffs: np.ndarray
@@ -103,6 +113,8 @@ class Prediction:
     warnings: tuple[str, ...] = field(default=())
     shape_model_hash: str = ""
     pose_angles: np.ndarray | None = None
+    pose_source: str | None = None
+    weight_kg: float | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,6 +126,7 @@ class _Shape:
     scale: float
     side: Calibrated
     side_fit: Reprojection
+    pose: np.ndarray | None  # (2, P) the network's poses, radians
 
 
 class Predictor:
@@ -122,9 +135,11 @@ class Predictor:
     Args:
         checkpoint: a loaded checkpoint (front/side fusion or two-channel network).
         body: the body model whose shape model the network was trained for (hash checked).
+        device: where the network runs (``device.resolve_device``); the rest is numpy.
     """
 
-    def __init__(self, checkpoint: Checkpoint, body: BodyModel):
+    def __init__(self, checkpoint: Checkpoint, body: BodyModel,
+                 device: torch.device | str = "cpu"):
         if checkpoint.shape_model_hash != body.shape.model_hash:
             raise InputError(f"the network was trained for shape model "
                              f"{checkpoint.shape_model_hash}, not {body.shape.model_hash}")
@@ -132,14 +147,17 @@ class Predictor:
             raise InputError("a single-view checkpoint cannot predict from two photos; use a "
                              "fusion (or two-channel) checkpoint")
         self.ckpt, self.body = checkpoint, body
+        self.device = torch.device(device)
+        self.ckpt.model.to(self.device)
         self.spec = CalibrationSpec(**checkpoint.calibration)
         self.k = checkpoint.spec.n_components  # coefficients the network predicts
         self._segmenter: Segmenter | None = None
 
     @classmethod
     def load(cls, checkpoint: str | os.PathLike = DEFAULT_CHECKPOINT,
-             shape_model: str | os.PathLike = DEFAULT_SHAPE_MODEL) -> "Predictor":
-        return cls(load_checkpoint(checkpoint), BodyModel.load(shape_model))
+             shape_model: str | os.PathLike = DEFAULT_SHAPE_MODEL,
+             device: torch.device | str = "cpu") -> "Predictor":
+        return cls(load_checkpoint(checkpoint), BodyModel.load(shape_model), device)
 
     def close(self) -> None:
         if self._segmenter is not None:
@@ -149,7 +167,8 @@ class Predictor:
     @torch.no_grad()
     def __call__(self, front, side, height_cm, sex: str | None = None,
                  masks: bool | None = None, refine_masks: bool = False,
-                 fit_pose: bool = False, refine: bool = False) -> Prediction:
+                 fit_pose: bool = False, refine: bool = False,
+                 weight_kg: float | None = None) -> Prediction:
         """Predict one pair.
 
         Args:
@@ -164,23 +183,30 @@ class Predictor:
                 (``bodyshape.refine``).
             refine: fit the pose, then also the shape coefficients (changes the mesh and
                 measurements).
+            weight_kg: the person's weight, 20-300 kg, or None; used by weight-aware
+                networks, ignored (with a log line) by others.
 
         Raises:
             InputError / segment.PhotoError (both ``ValueError``): one line for the user.
         """
         height, sex_code = check_height(height_cm), check_sex(sex)
+        weight = None if weight_kg is None else check_weight(weight_kg)
+        if weight is not None and not self.ckpt.spec.inputs.weight:
+            logger.info("this network does not take the weight; it is not used")
         views = [read_view(x, v, self._segmenter_once, masks, refine_masks)
                  for v, x in (("front", front), ("side", side))]
         check_pair(*views)
         front_cal = calibrate(views[0].mask, self.spec)
-        shape = max((self._shape(front_cal, views[1], facing, height, sex_code)
+        shape = max((self._shape(front_cal, views, facing, height, sex_code, weight)
                      for facing in views[1].facings), key=lambda s: s.side_fit.iou)
         cals = (front_cal, shape.side)
-        fits = (fit_view(self.body, shape.vertices, "front", front_cal.image, self.spec),
+        fits = (fit_view(self.body, shape.vertices, "front", front_cal.image, self.spec,
+                         None if shape.pose is None else shape.pose[0]),
                 shape.side_fit)
-        pose_angles = None
+        pose_angles, pose_source = shape.pose, None if shape.pose is None else "network"
         if fit_pose or refine:
             shape, fits, pose_angles = self._fit_pose(shape, cals, fits, height, refine)
+            pose_source = "fitted"
         measurements = measure_bodies(shape.vertices[None], self.body.template).as_dicts()[0]
         view_fits = tuple(self._view_fit(v, c, f) for v, c, f in zip(views, cals, fits))
         return Prediction(
@@ -189,7 +215,8 @@ class Predictor:
             front=view_fits[0], side=view_fits[1],
             warnings=self._shape_warnings(shape.coeffs) + view_fits[0].warnings
             + view_fits[1].warnings,
-            shape_model_hash=self.body.shape.model_hash, pose_angles=pose_angles)
+            shape_model_hash=self.body.shape.model_hash, pose_angles=pose_angles,
+            pose_source=pose_source, weight_kg=weight)
 
     def _segmenter_once(self) -> Segmenter:
         """The segmenter, loaded on first use (mask-only callers never load it)."""
@@ -202,17 +229,29 @@ class Predictor:
         rest = self.body.shape.decode(coeffs[None])[0].astype(np.float64)
         return self.body.to_height(rest, height_cm / 100.0)
 
-    def _shape(self, front: Calibrated, side: ViewInput, facing: str, height: float,
-               sex_code: int) -> _Shape:
+    def _shape(self, front: Calibrated, views: list[ViewInput], facing: str, height: float,
+               sex_code: int, weight: float | None) -> _Shape:
         """The network's body with the side view calibrated for one facing."""
-        side_cal = calibrate(side.mask, self.spec, mirror=facing == "left")
-        x = [torch.from_numpy(c.image[None, None].copy()) for c in (front, side_cal)]
-        z = self.ckpt.model(x[0], x[1], torch.tensor([height / 100.0]),
-                            torch.tensor([sex_code])).z[0].numpy().astype(np.float64)
+        side_cal = calibrate(views[1].mask, self.spec, mirror=facing == "left")
+        cals = (front, side_cal)
+        x = [torch.from_numpy(c.image[None, None].copy()) for c in cals]
+        parts = [None, None]
+        if self.ckpt.spec.inputs.parts:  # labels from the photo's landmarks, if any
+            parts = [None if v.landmarks is None else
+                     torch.from_numpy(parts_from_landmarks(c, v.landmarks)[None])
+                     for v, c in zip(views, cals)]
+        net_in = NetInput(x[0], x[1], torch.tensor([height / 100.0]), torch.tensor([sex_code]),
+                          torch.tensor([np.nan if weight is None else weight],
+                                       dtype=torch.float32), parts[0], parts[1])
+        out = run_network(self.ckpt.model, self.ckpt.spec.kind, self.ckpt.spec.view,
+                          to_device(net_in, self.device))
+        z = out.z[0].float().cpu().numpy().astype(np.float64)
+        pose = None if out.pose is None else out.pose[0].float().cpu().numpy().astype(np.float64)
         coeffs = z * self.body.shape.std[: self.k]
         verts, scale = self._body(coeffs, height)
         return _Shape(coeffs, verts, scale, side_cal,
-                      fit_view(self.body, verts, "side", side_cal.image, self.spec))
+                      fit_view(self.body, verts, "side", side_cal.image, self.spec,
+                               None if pose is None else pose[1]), pose)
 
     def _fit_pose(self, shape: _Shape, cals: tuple[Calibrated, ...],
                   fits: tuple[Reprojection, ...], height: float, refine: bool):
@@ -222,10 +261,10 @@ class Predictor:
 
         fit = fit_silhouettes(self.body, shape.coeffs, height / 100.0,
                               [(c.image, f.camera, f.yaw) for c, f in zip(cals, fits)],
-                              shape=refine)
+                              shape=refine, init_angles=shape.pose)
         if refine:
             verts, scale = self._body(fit.coeffs, height)
-            shape = _Shape(fit.coeffs, verts, scale, shape.side, shape.side_fit)
+            shape = _Shape(fit.coeffs, verts, scale, shape.side, shape.side_fit, shape.pose)
         posed = []
         for i, (c, f) in enumerate(zip(cals, fits)):
             canvas, iou = render_fit(self.body, shape.vertices, fit, i, f.yaw, c.image)

@@ -41,7 +41,7 @@ from bodyshape.body.kinematics import (
     yaw_about_centre,
 )
 from bodyshape.nets.losses import soft_iou
-from bodyshape.nets.models import MeshDecoder
+from bodyshape.nets.decoder import MeshDecoder
 from bodyshape.nets.reproject import scale_intrinsics
 from bodyshape.render.camera import Camera
 from bodyshape.render.raster import mask_iou, silhouette
@@ -86,8 +86,8 @@ def fit_silhouettes(body: BodyModel, coeffs: np.ndarray, height_m: float,
                     pose_steps: int = 40, shape_steps: int = 30, lr_pose: float = 0.02,
                     lr_shape: float = 0.05, prior: float = 0.05, pose_prior: float = 1.0,
                     sigma: float = 0.3, grid: int = 128,
-                    pose_specs: tuple[PoseSpec, ...] = (FRONT_PHOTO_POSE, SIDE_PHOTO_POSE)
-                    ) -> SilhouetteFit:
+                    pose_specs: tuple[PoseSpec, ...] = (FRONT_PHOTO_POSE, SIDE_PHOTO_POSE),
+                    init_angles: np.ndarray | None = None) -> SilhouetteFit:
     """Fit pose (and optionally shape) to the calibrated input silhouettes (module docs).
 
     Args:
@@ -106,14 +106,16 @@ def fit_silhouettes(body: BodyModel, coeffs: np.ndarray, height_m: float,
         grid: render the silhouettes on a grid about this many pixels high: the canvas
             downsampled by an integer factor (area average), for speed.
         pose_specs: per view, the ranges outside which a pose angle is penalized.
+        init_angles: (n_views, P) radians to start from (the network's poses); default the
+            rest pose.
     """
     with torch.enable_grad():  # prediction runs under no_grad
         return _fit(body, coeffs, height_m, views, shape, pose_steps, shape_steps, lr_pose,
-                    lr_shape, prior, pose_prior, sigma, grid, pose_specs)
+                    lr_shape, prior, pose_prior, sigma, grid, pose_specs, init_angles)
 
 
 def _fit(body, coeffs, height_m, views, shape, pose_steps, shape_steps, lr_pose, lr_shape,
-         prior, pose_prior, sigma, grid, pose_specs) -> SilhouetteFit:
+         prior, pose_prior, sigma, grid, pose_specs, init_angles) -> SilhouetteFit:
     dt = torch.float32
     k = len(coeffs)
     decoder = MeshDecoder.from_shape_model(body.shape, n_components=k)
@@ -131,7 +133,8 @@ def _fit(body, coeffs, height_m, views, shape, pose_steps, shape_steps, lr_pose,
     ranges = torch.tensor(np.stack([s.ranges_rad() for s in pose_specs]), dtype=dt)  # (n, P, 2)
     width = (ranges[..., 1] - ranges[..., 0]).clamp_min(np.deg2rad(5.0))
 
-    angles = torch.tensor(body.rest_pose(len(views)).angles, dtype=dt)  # (n_views, P)
+    start_angles = body.rest_pose(len(views)).angles if init_angles is None else init_angles
+    angles = torch.tensor(np.array(start_angles), dtype=dt)  # (n_views, P)
     angles.requires_grad_(True)
     z = z0.clone().requires_grad_(True)
     log_zoom = torch.zeros(len(views), requires_grad=True)

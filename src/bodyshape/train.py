@@ -6,11 +6,19 @@ epoch, plus ``out/history.csv`` and ``out/loss.png``. Rerunning the same call af
 resumes from the last finished epoch (the per-epoch generators make the resumed run see the
 same batches as an uninterrupted one).
 
-Loss per batch: ``w_pca * pca_loss + w_mesh * mesh_loss + iou_weight * (1 - soft IoU)``,
-with (w_pca, w_mesh) from the epoch schedule (default 0.9/0.1 -> 0.7/0.3 -> 0.5/0.5 ->
-0.2/0.8) and the IoU term on ``iou_samples`` samples of the batch, rendered at ``iou_size``
-pixels through their known cameras (``nets.reproject``); the soft rasterizer is the costly
-part on a CPU, hence the sub-batch.
+Loss per batch: ``w_pca * pca_loss + w_mesh * mesh_loss + iou_weight * (1 - soft IoU)
++ pose_weight * pose_loss + girth_weight * girth_loss``, with (w_pca, w_mesh) from the epoch
+schedule (default 0.9/0.1 -> 0.7/0.3 -> 0.5/0.5 -> 0.2/0.8), the IoU term on ``iou_samples``
+samples of the batch, rendered at ``iou_size`` pixels through their known cameras
+(``nets.reproject``; the soft rasterizer is the costly part on a CPU, hence the sub-batch),
+the pose term on the pose heads' angles (mean squared radians) and the girth term on the
+differentiable tape girths (``nets.girths``), from ``girth_start`` of training on.
+
+Inputs (``nets.inputs``): each view's mask, with part channels for part-aware networks
+(hidden for a random ``parts_dropout`` of the samples, as for mask inputs without
+landmarks), stature, sex (hidden for ``sex_dropout``), and for weight-aware networks the
+body weight: the true mesh's volume x ``body.anthropometry.BODY_DENSITY_KG_M3`` plus
+self-report noise, hidden for ``weight_dropout``.
 
 Fusion reuses the trained front and side checkpoints as branches; ``branch_mode`` picks
 "frozen", "same" (same learning rate) or "lower" (``branch_lr_scale`` times the rate).
@@ -31,12 +39,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from bodyshape.body import BodyModel
+from bodyshape.body import POSE_NAMES, BodyModel
+from bodyshape.body.anthropometry import SELF_REPORT_STD_KG, body_weight_kg
 from bodyshape.body.kinematics import pose_rotations
 from bodyshape.checkpoint import ModelSpec, load_checkpoint, save_checkpoint
 from bodyshape.dataset.stream import Augment, ShardDataset
-from bodyshape.nets.losses import WeightSchedule, mesh_loss, pca_loss, soft_iou, vertex_error_mm
-from bodyshape.nets.models import EncoderConfig, FusionModel, HeadConfig, MeshDecoder
+from bodyshape.device import autocast
+from bodyshape.nets import EncoderConfig, FusionModel, HeadConfig, InputConfig, MeshDecoder
+from bodyshape.nets.girths import SurrogateGirths
+from bodyshape.nets.inputs import NetInput, run_network, to_device
+from bodyshape.nets.losses import (WeightSchedule, girth_loss, mesh_loss, pca_loss, soft_iou,
+                                   vertex_error_mm)
 from bodyshape.nets.reproject import Reprojector, scale_intrinsics
 
 logger = logging.getLogger(__name__)
@@ -65,6 +78,13 @@ class TrainConfig:
         augment: apply the default segmentation-noise augmentation to training masks.
         sex_dropout: fraction of training samples whose sex is hidden (code -1), so the
             network also serves users who do not give it.
+        parts: part-aware network (part channels per view); parts_dropout: fraction of
+            samples whose part channels are hidden.
+        weight_input: weight-aware network; weight_dropout: fraction of samples whose
+            weight is hidden, so the network works without it.
+        pose_weight: weight of the pose heads' loss (0: no pose heads).
+        girth_weight: weight of the girth loss (0: off); girth_start: fraction of training
+            after which it applies (girths mean little while the shape is far off).
         encoder, head, fusion_head: network sizes.
         seed: initialization, shuffling and augmentation seed.
         val_samples: held-out samples evaluated after each epoch (0: none).
@@ -89,6 +109,13 @@ class TrainConfig:
     branch_lr_scale: float = 0.1
     augment: bool = True
     sex_dropout: float = 0.3
+    parts: bool = False
+    parts_dropout: float = 0.2
+    weight_input: bool = False
+    weight_dropout: float = 0.5
+    pose_weight: float = 0.0
+    girth_weight: float = 0.0
+    girth_start: float = 0.25
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
     fusion_head: HeadConfig = field(default_factory=lambda: HeadConfig((256,)))
@@ -104,6 +131,19 @@ class TrainConfig:
             raise ValueError(f"branch_mode must be one of {BRANCH_MODES}")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("epochs, batch_size and lr must be positive")
+        for name in ("sex_dropout", "parts_dropout", "weight_dropout", "girth_start"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if min(self.iou_weight, self.pose_weight, self.girth_weight) < 0:
+            raise ValueError("loss weights must be >= 0")
+
+    @property
+    def inputs(self) -> InputConfig:
+        return InputConfig(parts=self.parts, weight=self.weight_input)
+
+    @property
+    def pose_dim(self) -> int:
+        return len(POSE_NAMES) if self.pose_weight > 0 else 0
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -121,12 +161,11 @@ class StageData:
     side: Path | None = None
 
 
-def _forward(model, cfg: TrainConfig, batch: dict):
-    """-> (B, K) whitened coefficients of the stage's network."""
-    h, s = batch["stature"], batch["sex"]
+def _kind(cfg: TrainConfig) -> tuple[str, str | None]:
+    """(ModelSpec kind, view) of the stage's network."""
     if cfg.stage in ("front", "side"):
-        return model(batch[cfg.stage], h, s).z
-    return model(batch["front"], batch["side"], h, s).z
+        return "view", cfg.stage
+    return cfg.stage, None
 
 
 def _views(cfg: TrainConfig) -> tuple[int, ...]:
@@ -134,44 +173,110 @@ def _views(cfg: TrainConfig) -> tuple[int, ...]:
     return {"front": (0,), "side": (1,)}.get(cfg.stage, (0, 1))
 
 
+@dataclass(frozen=True, eq=False)
+class _Hiding:
+    """One generator per hidden input, each seeded by (seed, epoch, input): the sex draws are
+    those of the runs before part and weight inputs existed, and turning one input on or
+    off never changes another's draws."""
+
+    sex: torch.Generator
+    parts: torch.Generator
+    weight: torch.Generator
+
+    @classmethod
+    def for_epoch(cls, seed: int, epoch: int) -> "_Hiding":
+        base = seed * 100003 + epoch
+        return cls(*(torch.Generator().manual_seed(base + k * 7_919_000_003)
+                     for k in range(3)))
+
+
 class _Runner:
-    """Everything one stage needs at every step (shape decoder, reprojector, rig)."""
+    """Everything one stage needs at every step (shape decoder, reprojector, rig, girths),
+    on the stage's device."""
 
-    def __init__(self, cfg: TrainConfig, body: BodyModel):
-        self.cfg, self.shape = cfg, body.shape
+    def __init__(self, cfg: TrainConfig, body: BodyModel, device: torch.device):
+        self.cfg, self.shape, self.device = cfg, body.shape, device
         self.k = body.shape.n_components
-        self.std = torch.from_numpy(body.shape.std.astype(np.float32))
-        self.decoder = MeshDecoder.from_shape_model(body.shape, trainable=cfg.decoder_trainable)
-        self.rest_arm = body.rest_arm_angle.float()
-        self.reproject = Reprojector(body, sigma=cfg.iou_sigma)
+        self.kind, self.view = _kind(cfg)
+        self.std = torch.from_numpy(body.shape.std.astype(np.float32)).to(device)
+        self.decoder = MeshDecoder.from_shape_model(
+            body.shape, trainable=cfg.decoder_trainable).to(device)
+        self.rest_arm = body.rest_arm_angle.float().to(device)
+        self.reproject = Reprojector(body, sigma=cfg.iou_sigma).to(device)
+        self.faces = torch.as_tensor(np.array(body.faces), dtype=torch.long, device=device)
+        self.girths = SurrogateGirths(body.shape.mean, body.template).to(device)
 
-    def losses(self, net, batch: dict, w_pca: float, w_mesh: float, with_iou: bool = True
-               ) -> dict:
-        """Loss terms of one batch (scalars): pca, mesh, vertex_mm, [iou], total."""
+    def net_input(self, batch: dict, v_true: torch.Tensor, hide: "_Hiding | None"
+                  ) -> NetInput:
+        """The network's view of a batch (module docs). ``hide`` draws which samples lose
+        their sex, parts and weight, and the weight's noise; None (validation): sex and parts
+        known, weight unknown."""
         cfg = self.cfg
-        z_true = batch["coeffs"] / self.std
-        z = _forward(net, cfg, batch)
+        b = batch["sex"].shape[0]
+        sex, weight = batch["sex"], None
+        parts = {v: batch.get(f"{v}_parts") for v in ("front", "side")}
+        if hide is not None and cfg.sex_dropout > 0:
+            drop = torch.rand(batch["sex"].shape, generator=hide.sex) < cfg.sex_dropout
+            sex = torch.where(drop, torch.full_like(sex, -1), sex)
+        if hide is not None and cfg.parts and cfg.parts_dropout > 0:
+            drop = (torch.rand(b, generator=hide.parts) < cfg.parts_dropout)[:, None, None]
+            parts = {v: None if p is None else torch.where(drop, torch.zeros_like(p), p)
+                     for v, p in parts.items()}
+        if cfg.weight_input:
+            weight = torch.full((b,), float("nan"))
+            if hide is not None:
+                true = body_weight_kg(v_true.detach().double(), self.faces).float().cpu()
+                noisy = true + SELF_REPORT_STD_KG * torch.randn(b, generator=hide.weight)
+                keep = torch.rand(b, generator=hide.weight) >= cfg.weight_dropout
+                weight = torch.where(keep, noisy, weight)
+        return to_device(NetInput(batch["front"], batch["side"], batch["stature"], sex,
+                                  weight, parts["front"], parts["side"]), self.device)
+
+    def losses(self, net, batch: dict, w_pca: float, w_mesh: float, with_iou: bool = True,
+               hide: "_Hiding | None" = None, w_girth: float | None = None) -> dict:
+        """Loss terms of one batch (scalars): pca, mesh, vertex_mm, [iou], [pose],
+        [girth, girth_mm], total. ``w_girth``: the girth loss weight now (default the
+        config's)."""
+        cfg, dev = self.cfg, self.device
+        z_true = batch["coeffs"].to(dev) / self.std
+        v_true = self.decoder(z_true).detach()
+        x = self.net_input(batch, v_true, hide)
+        with autocast(dev):
+            out_net = run_network(net, self.kind, self.view, x)
+        z = out_net.z.float()
         out = {"pca": pca_loss(z, z_true)}
         v_pred = self.decoder(z)
-        v_true = self.decoder(z_true).detach()
         out["mesh"] = mesh_loss(v_pred, v_true)
         out["vertex_mm"] = vertex_error_mm(v_pred.detach(), v_true).mean()
         total = w_pca * out["pca"] + w_mesh * out["mesh"]
+        views = _views(cfg)
+        if out_net.pose is not None:
+            target = batch["pose_angles"][:, list(views)].float().to(dev)
+            out["pose"] = ((out_net.pose.float() - target) ** 2).mean()
+            total = total + cfg.pose_weight * out["pose"]
+        w_girth = cfg.girth_weight if w_girth is None else w_girth
+        if w_girth > 0 or not torch.is_grad_enabled():
+            g_pred, g_true = self.girths(v_pred), self.girths(v_true)
+            out["girth"] = girth_loss(g_pred, g_true)
+            out["girth_mm"] = (g_pred.detach() - g_true).abs().mean() * 1e3
+            if w_girth > 0:
+                total = total + w_girth * out["girth"]
         if with_iou and cfg.iou_weight > 0 and cfg.iou_samples > 0:
             n = min(cfg.iou_samples, z.shape[0])
             # The pose angles are data (no gradient): rotations in float32 like the network.
             ious = []
-            for v in _views(cfg):
+            for v in views:
                 # Each view has its own pose (``pose_angles`` (B, 2, P)).
-                rot = pose_rotations(batch["pose_angles"][:n, v].float(), self.rest_arm)
-                target = batch["front" if v == 0 else "side"][:n]
+                rot = pose_rotations(batch["pose_angles"][:n, v].float().to(dev), self.rest_arm)
+                target = batch["front" if v == 0 else "side"][:n].to(dev)
                 size = cfg.iou_size
                 target = F.adaptive_avg_pool2d(target, (size, size))[:, 0]
                 factor = size / batch["front"].shape[-1]
-                sil = self.reproject(v_pred[:n], rot, batch["yaw"][:n, v],
-                                     scale_intrinsics(batch["canvas_K"][:n, v], factor),
-                                     batch["camera_R"][:n, v], batch["camera_t"][:n, v],
-                                     size, size)
+                cam = {k: batch[k][:n, v].to(dev) for k in ("canvas_K", "camera_R", "camera_t",
+                                                            "yaw")}
+                sil = self.reproject(v_pred[:n], rot, cam["yaw"],
+                                     scale_intrinsics(cam["canvas_K"], factor),
+                                     cam["camera_R"], cam["camera_t"], size, size)
                 ious.append(soft_iou(sil, target))
             out["iou"] = torch.cat(ious).mean()
             total = total + cfg.iou_weight * (1.0 - out["iou"])
@@ -192,18 +297,21 @@ def _build(cfg: TrainConfig, data: StageData, z_mean: torch.Tensor):
                 raise ValueError(f"{path} is not a {view} view checkpoint")
             if ck.shape_model_hash != data.body.shape.model_hash:
                 raise ValueError(f"{path} was trained for another shape model")
+            if ck.spec.inputs != cfg.inputs or ck.spec.pose_dim != cfg.pose_dim:
+                raise ValueError(f"{path} takes other inputs or poses than this fusion "
+                                 "config (--parts, --weight-input, --pose-weight)")
             branches.append(ck)
         spec = ModelSpec("fusion", k, branches[0].spec.encoder, branches[0].spec.head,
-                         cfg.fusion_head)
+                         cfg.fusion_head, inputs=cfg.inputs, pose_dim=cfg.pose_dim)
         net = FusionModel(branches[0].model, branches[1].model, cfg.fusion_head)
         if cfg.pca_init:
             net.init_from_pca(z_mean)
         groups = net.param_groups(cfg.lr, cfg.branch_lr_scale if cfg.branch_mode == "lower"
                                   else 1.0, freeze_branches=cfg.branch_mode == "frozen")
         return spec, net, groups
-    spec = ModelSpec("view" if cfg.stage in ("front", "side") else "two-channel", k,
-                     cfg.encoder, cfg.head, cfg.fusion_head,
-                     view=cfg.stage if cfg.stage in ("front", "side") else None)
+    kind, view = _kind(cfg)
+    spec = ModelSpec(kind, k, cfg.encoder, cfg.head, cfg.fusion_head, view=view,
+                     inputs=cfg.inputs, pose_dim=cfg.pose_dim)
     net = spec.build()
     if cfg.pca_init:
         net.init_from_pca(z_mean)
@@ -224,9 +332,11 @@ def _mean_z(ds: ShardDataset, std: np.ndarray, limit: int = 20000) -> torch.Tens
 
 @torch.no_grad()
 def validate(runner: _Runner, net, root: Path, n: int, batch_size: int = 64) -> dict:
-    """Mean PCA loss, mesh loss and vertex error (mm) over the first ``n`` samples of a
-    held-out set (no augmentation), and the soft re-projection IoU on its first batch."""
-    loader = torch.utils.data.DataLoader(ShardDataset(root, shuffle=False),
+    """Mean loss terms (PCA, mesh, vertex error mm, girth and girth error mm, pose) over the
+    first ``n`` samples of a held-out set (no augmentation; sex and parts known, weight
+    unknown), and the soft re-projection IoU on its first batch."""
+    loader = torch.utils.data.DataLoader(ShardDataset(root, shuffle=False,
+                                                      parts=runner.cfg.parts),
                                          batch_size=batch_size)
     net.eval()
     sums: dict[str, float] = {}
@@ -279,8 +389,12 @@ def _write_history(history: list[dict], out: Path) -> None:
 
 
 def train_stage(cfg: TrainConfig, data: StageData, out: str | os.PathLike,
-                progress: bool = True) -> Path:
-    """Train (or resume) one stage; returns the checkpoint path (module docs).
+                progress: bool = True, device: torch.device | str = "cpu") -> Path:
+    """Train (or resume) one stage on ``device``; returns the checkpoint path (module docs).
+
+    Every tensor of a step (network, decoder, girths, soft rasterizer) lives on ``device``;
+    on CUDA the network runs under bfloat16 autocast. The checkpoint is saved from the CPU
+    and resumes on any device.
 
     Raises:
         ValueError: if the data was made with another shape model, or ``out`` holds a run
@@ -289,10 +403,11 @@ def train_stage(cfg: TrainConfig, data: StageData, out: str | os.PathLike,
     from tqdm import tqdm
 
     out = Path(out)
+    device = torch.device(device)
     out.mkdir(parents=True, exist_ok=True)
     model = data.body.shape
     train_ds = ShardDataset(data.train, shuffle=True, seed=cfg.seed,
-                            augment=Augment() if cfg.augment else None)
+                            augment=Augment() if cfg.augment else None, parts=cfg.parts)
     if train_ds.config["shape_model_hash"] != model.model_hash:
         raise ValueError(f"{data.train} was generated with another shape model")
     if data.val is not None and ShardDataset(data.val).config["shape_model_hash"] \
@@ -300,13 +415,16 @@ def train_stage(cfg: TrainConfig, data: StageData, out: str | os.PathLike,
         raise ValueError(f"{data.val} was generated with another shape model")
     ckpt_path = out / "checkpoint.pt"
     torch.manual_seed(cfg.seed)  # weight initialization (torch has no per-module generator)
-    runner = _Runner(cfg, data.body)
+    runner = _Runner(cfg, data.body, device)
     resume = load_checkpoint(ckpt_path) if ckpt_path.exists() else None
-    if resume is not None and resume.train.get("config") != cfg.to_dict():
+    # A run saved before a config field existed had that field at its default.
+    if resume is not None and {**TrainConfig(cfg.stage).to_dict(),
+                               **resume.train.get("config", {})} != cfg.to_dict():
         raise ValueError(f"{out} holds a run with another config; use another --out")
     z_mean = resume.z_mean if resume else _mean_z(
         ShardDataset(data.train), model.std.astype(np.float64))
     spec, net, groups = _build(cfg, data, z_mean)
+    net.to(device)  # in place: the optimizer's groups keep pointing at these parameters
     opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     # Before any resumed state: a saved optimizer holds the last *decayed* rates.
     base_lrs = [g["lr"] for g in opt.param_groups]
@@ -329,7 +447,8 @@ def train_stage(cfg: TrainConfig, data: StageData, out: str | os.PathLike,
                                              num_workers=cfg.loader_workers)
         sums: dict[str, float] = {}
         n_batches, t0 = 0, time.perf_counter()
-        hide = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
+        hide = _Hiding.for_epoch(cfg.seed, epoch)
+        w_girth = cfg.girth_weight if epoch >= cfg.girth_start * cfg.epochs else 0.0
         bar = tqdm(total=steps_per_epoch, disable=not progress, unit="batch",
                    desc=f"{cfg.stage} {epoch + 1}/{cfg.epochs}")
         for batch in loader:
@@ -337,11 +456,7 @@ def train_stage(cfg: TrainConfig, data: StageData, out: str | os.PathLike,
             decay = 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * step / total_steps))
             for g, lr in zip(opt.param_groups, base_lrs):
                 g["lr"] = lr * decay
-            if cfg.sex_dropout > 0:
-                drop = torch.rand(batch["sex"].shape, generator=hide) < cfg.sex_dropout
-                batch["sex"] = torch.where(drop, torch.full_like(batch["sex"], -1),
-                                           batch["sex"])
-            terms = runner.losses(net, batch, w_pca, w_mesh)
+            terms = runner.losses(net, batch, w_pca, w_mesh, hide=hide, w_girth=w_girth)
             if not torch.isfinite(terms["total"]):
                 raise FloatingPointError(
                     f"non-finite loss at epoch {epoch + 1}, batch {n_batches + 1}; the last "
@@ -358,7 +473,7 @@ def train_stage(cfg: TrainConfig, data: StageData, out: str | os.PathLike,
             if n_batches >= steps_per_epoch:
                 break
         bar.close()
-        row = {"epoch": epoch + 1, "w_pca": w_pca, "w_mesh": w_mesh,
+        row = {"epoch": epoch + 1, "w_pca": w_pca, "w_mesh": w_mesh, "w_girth": w_girth,
                "seconds": time.perf_counter() - t0,
                **{k: v / max(n_batches, 1) for k, v in sums.items()}}
         if data.val is not None and cfg.val_samples > 0:

@@ -103,6 +103,24 @@ def checkpoint_option(help: str = "Network checkpoint.", param: str = "ckpt"):  
                         default=DEFAULT_CHECKPOINT, show_default=True, help=help)
 
 
+def device_option():
+    """``--device auto|cpu|cuda|mps`` (``bodyshape.device``); the value is the name."""
+    return click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]),
+                        default="auto", show_default=True,
+                        help="Where the network runs: auto takes a GPU (CUDA, then MPS) when "
+                             "there is one, else the CPU.")
+
+
+def open_device(name: str):
+    """``--device`` value -> torch.device, or a one-line failure."""
+    from bodyshape.device import resolve_device
+
+    try:
+        return resolve_device(name)
+    except ValueError as exc:
+        fail(str(exc))
+
+
 def require_files(ckpt: Path, shape_model: Path) -> None:
     """Fail unless the checkpoint and the shape model exist (before any slow load)."""
     for path, what in ((ckpt, "network checkpoint"), (shape_model, "shape model")):

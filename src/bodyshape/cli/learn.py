@@ -15,8 +15,10 @@ import click
 from bodyshape.cli.common import (
     checkpoint_option,
     default_of,
+    device_option,
     fail,
     load_shape_model,
+    open_device,
     shape_model_option,
 )
 
@@ -83,6 +85,26 @@ def _check_dataset(path: Path, what: str) -> None:
               help="Fusion with --branch-mode lower: branch learning rate / --lr.")
 @click.option("--augment/--no-augment", default=default_of(CONFIG, "augment"),
               show_default=True, help="Segmentation-noise augmentation of the training masks.")
+@click.option("--parts/--no-parts", default=default_of(CONFIG, "parts"), show_default=True,
+              help="Part-aware network: one input channel per body-part group per view.")
+@click.option("--parts-dropout", type=click.FloatRange(0, 1),
+              default=default_of(CONFIG, "parts_dropout"), show_default=True,
+              help="With --parts: fraction of samples whose parts are hidden (mask inputs).")
+@click.option("--weight-input/--no-weight-input", default=default_of(CONFIG, "weight_input"),
+              show_default=True, help="Weight-aware network (body weight as an input).")
+@click.option("--weight-dropout", type=click.FloatRange(0, 1),
+              default=default_of(CONFIG, "weight_dropout"), show_default=True,
+              help="With --weight-input: fraction of samples whose weight is hidden.")
+@click.option("--pose-weight", type=click.FloatRange(0),
+              default=default_of(CONFIG, "pose_weight"), show_default=True,
+              help="Pose heads' loss weight (0: no pose heads).")
+@click.option("--girth-weight", type=click.FloatRange(0),
+              default=default_of(CONFIG, "girth_weight"), show_default=True,
+              help="Tape-girth loss weight (0: off).")
+@click.option("--girth-start", type=click.FloatRange(0, 1),
+              default=default_of(CONFIG, "girth_start"), show_default=True,
+              help="Fraction of the epochs after which the girth loss applies.")
+@device_option()
 @click.option("--seed", type=click.IntRange(0), default=default_of(CONFIG, "seed"),
               show_default=True, help="Initialization, shuffling and augmentation seed.")
 @click.option("--threads", type=click.IntRange(1), default=None,
@@ -93,7 +115,8 @@ def _check_dataset(path: Path, what: str) -> None:
               help="Show a progress bar.")
 def train(stage, data_dir, val_dir, out, front_ckpt, side_ckpt, shape_model, epochs,
           batch_size, lr, iou_weight, iou_samples, iou_size, schedule, pca_init, branch_mode,
-          branch_lr_scale, augment, seed, threads, max_steps, progress):
+          branch_lr_scale, augment, parts, parts_dropout, weight_input, weight_dropout,
+          pose_weight, girth_weight, girth_start, device, seed, threads, max_steps, progress):
     """Train one network stage on synthetic shards (resumable; docs/TRAINING.md)."""
     import torch
 
@@ -103,6 +126,7 @@ def train(stage, data_dir, val_dir, out, front_ckpt, side_ckpt, shape_model, epo
 
     if threads:
         torch.set_num_threads(threads)
+    dev = open_device(device)
     if stage == "fusion" and (front_ckpt is None or side_ckpt is None):
         fail("--stage fusion needs --front and --side checkpoints (train those stages first)")
     if stage != "fusion" and (front_ckpt or side_ckpt):
@@ -116,11 +140,14 @@ def train(stage, data_dir, val_dir, out, front_ckpt, side_ckpt, shape_model, epo
     cfg = TrainConfig(stage=stage, epochs=epochs, batch_size=batch_size, lr=lr,
                       iou_weight=iou_weight, iou_samples=iou_samples, iou_size=iou_size,
                       schedule=sched, pca_init=pca_init, branch_mode=branch_mode,
-                      branch_lr_scale=branch_lr_scale, augment=augment, seed=seed,
+                      branch_lr_scale=branch_lr_scale, augment=augment, parts=parts,
+                      parts_dropout=parts_dropout, weight_input=weight_input,
+                      weight_dropout=weight_dropout, pose_weight=pose_weight,
+                      girth_weight=girth_weight, girth_start=girth_start, seed=seed,
                       max_steps=max_steps)
     try:
         path = train_stage(cfg, StageData(data_dir, val_dir, body, front_ckpt, side_ckpt),
-                           out, progress=progress)
+                           out, progress=progress, device=dev)
     except (ValueError, OSError, CheckpointError, FloatingPointError) as exc:
         fail(str(exc))
     click.echo(f"checkpoint: {path}")
@@ -138,9 +165,14 @@ def train(stage, data_dir, val_dir, out, front_ckpt, side_ckpt, shape_model, epo
 @click.option("--measured-errors", is_flag=True,
               help="Corrupt the test masks with MediaPipe's measured segmentation errors "
                    "(Augment.measured(), fixed per sample): the realistic test set.")
+@click.option("--weight-known", is_flag=True,
+              help="Give weight-aware networks each body's weight (true mesh volume x "
+                   "density, plus self-report noise).")
+@device_option()
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the JSON report here (a .md table beside it).")
-def eval_cmd(ckpt, data_dir, shape_model, limit, no_sex, baseline, measured_errors, out):
+def eval_cmd(ckpt, data_dir, shape_model, limit, no_sex, baseline, measured_errors,
+             weight_known, device, out):
     """Mesh, girth, stature and re-projection errors of a checkpoint on held-out data.
 
     Two test sets: clean (bodyshape synth --preset clean --seed 999) and realistic
@@ -150,6 +182,7 @@ def eval_cmd(ckpt, data_dir, shape_model, limit, no_sex, baseline, measured_erro
     from bodyshape.evaluate import evaluate, markdown
     from bodyshape.fileio import write_json
 
+    dev = open_device(device)
     body = _load_body(shape_model)
     _check_dataset(data_dir, "test data")
     try:
@@ -158,7 +191,8 @@ def eval_cmd(ckpt, data_dir, shape_model, limit, no_sex, baseline, measured_erro
         checkpoint = load_checkpoint(ckpt)
         report = evaluate(checkpoint, data_dir, body, limit=limit, sex_known=not no_sex,
                           baseline=baseline,
-                          augment=Augment.measured() if measured_errors else None)
+                          augment=Augment.measured() if measured_errors else None,
+                          weight_known=weight_known, device=dev)
     except (ValueError, OSError, CheckpointError) as exc:
         fail(str(exc))
     table = markdown(report)
@@ -221,6 +255,7 @@ def viz_features(ckpt, front, side, side_facing, out):
 
     from bodyshape.calibrate import CalibrationSpec, calibrate
     from bodyshape.checkpoint import CheckpointError, load_checkpoint
+    from bodyshape.nets.inputs import view_channels
     from bodyshape.viz import encoders_of, feature_maps, save_feature_grids
 
     try:
@@ -234,12 +269,16 @@ def viz_features(ckpt, front, side, side_facing, out):
     except ValueError as exc:
         fail(str(exc))
     written = []
+    # (C, H, W) per view; masks carry no landmarks: a part-aware network's part channels
+    # stay empty, as in prediction from masks.
+    canv = {k: view_channels(ck.spec.inputs, torch.from_numpy(v[None, None].copy()),
+                             None)[0].numpy() for k, v in canv.items()}
     for name, enc in encoders_of(ck.model).items():
         if name == "front+side":
-            x = torch.from_numpy(np.stack([canv["front"], canv["side"]]))
+            x = torch.from_numpy(np.concatenate([canv["front"], canv["side"]]))
         else:
             view = name if name in canv else ck.spec.view
-            x = torch.from_numpy(canv[view][None].copy())
+            x = torch.from_numpy(canv[view])
             name = view
         written += save_feature_grids(feature_maps(enc, x), out, name)
     click.echo(f"wrote {len(written)} feature grids to {out}")

@@ -15,14 +15,14 @@ from bodyshape.nets.losses import (
     soft_iou,
     vertex_error_mm,
 )
+from bodyshape.nets.decoder import MeshDecoder
+from bodyshape.nets.encoder import Encoder, EncoderConfig
 from bodyshape.nets.models import (
     AUX_DIM,
-    Encoder,
-    EncoderConfig,
     FusionModel,
     FusionOutput,
     HeadConfig,
-    MeshDecoder,
+    InputConfig,
     TwoChannelModel,
     ViewModel,
     ViewOutput,
@@ -38,6 +38,7 @@ __all__ = [
     "FusionModel",
     "FusionOutput",
     "HeadConfig",
+    "InputConfig",
     "MeshDecoder",
     "ShapeLoss",
     "TwoChannelModel",

@@ -3,6 +3,7 @@
 * :func:`pca_loss`: MSE on whitened coefficients (dimensionless, ~1 for a mean predictor).
 * :func:`mesh_loss`: mean squared vertex distance in units of ``scale_m`` (default 5 cm), so
   that it is also ~1 for a mean predictor (see :data:`MESH_LOSS_SCALE_M`).
+* :func:`girth_loss`: mean squared tape-girth error in units of 5 cm.
 * :func:`vertex_error_mm`: per-sample mean Euclidean vertex error, millimeters (a metric).
 * :func:`soft_iou` / :func:`iou_loss`: for soft silhouettes from a differentiable renderer.
 * :class:`WeightSchedule`: the (w_pca, w_mesh) curriculum over training.
@@ -59,6 +60,18 @@ def vertex_error_mm(v_pred: Tensor, v_true: Tensor) -> Tensor:
     """Mean Euclidean per-vertex error: (B, V, 3), (B, V, 3) meters -> (B,) millimeters."""
     _check_same(v_pred, v_true, "vertex_error_mm")
     return torch.linalg.vector_norm(v_pred - v_true, dim=-1).mean(dim=-1) * 1000.0
+
+
+GIRTH_LOSS_SCALE_M = 0.05
+"""Length unit of :func:`girth_loss`, meters: the girths of the training bodies spread by
+5-13 cm (1 std), so a mean predictor's loss is of order 1-7, like the other terms."""
+
+
+def girth_loss(g_pred: Tensor, g_true: Tensor, scale_m: float = GIRTH_LOSS_SCALE_M) -> Tensor:
+    """Mean squared girth error in units of ``scale_m``: (B, G), (B, G) meters -> ()
+    (``nets.girths.SurrogateGirths`` outputs)."""
+    _check_same(g_pred, g_true, "girth_loss")
+    return ((g_pred - g_true) ** 2).mean() / scale_m**2
 
 
 def soft_iou(pred: Tensor, target: Tensor, eps: float = 1e-6) -> Tensor:

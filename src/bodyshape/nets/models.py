@@ -1,32 +1,34 @@
-"""Silhouette networks that predict whitened PCA shape coefficients.
+"""Silhouette networks that predict whitened PCA shape coefficients (and each view's pose).
 
-Inputs: calibrated binary silhouettes ``(B, 1, H, W)`` float in [0, 1] (any ``H, W >= 32``;
-128 by default), stature ``(B,)`` in meters and sex ``(B,)`` long (0 female, 1 male,
--1 unknown). Outputs: whitened coefficients ``z = coeffs / std``, shape ``(B, K)``, for any
-number of components ``K``.
+Inputs per view: a calibrated canvas ``(B, C, H, W)`` float in [0, 1] (any ``H, W >= 32``;
+128 by default) with ``C = InputConfig.channels``: the silhouette, plus one channel per
+part group when the network is part-aware (``parts.part_channels``, all zero when a view's
+parts are unknown); stature ``(B,)`` meters; sex ``(B,)`` long (0 female, 1 male, -1
+unknown); and, for weight-aware networks, weight ``(B,)`` kg (NaN unknown). Outputs:
+whitened coefficients ``z = coeffs / std``, shape ``(B, K)``, and with ``pose_dim > 0`` each
+view's pose angles, radians (``body.pose.POSE_NAMES``).
 
 * :class:`ViewModel`: one view (front *or* side): encoder + MLP head on ``[features, aux]``.
 * :class:`TwoChannelModel`: the "single 2-channel model" ablation baseline: front and side
   stacked as channels of one image through one encoder.
 * :class:`FusionModel`: two pretrained :class:`ViewModel` branches whose penultimate head
   activations are concatenated (with the aux features) and fed to a fusion MLP.
-* :class:`MeshDecoder`: the PCA basis as a (frozen by default) linear layer, whitened
-  coefficients -> vertices, for the mesh loss.
 
-Nothing here reads files: weights and PCA arrays are passed in by the caller.
+The encoder is ``nets.encoder``, the PCA decoding layer ``nets.decoder``. Nothing here reads
+files: weights and PCA arrays are passed in by the caller.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
+
+from bodyshape.nets.encoder import Encoder, EncoderConfig
+from bodyshape.parts import PART_GROUPS
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +36,13 @@ HEIGHT_MEAN_M = 1.7
 """Stature that maps to 0 in :func:`aux_features`, meters."""
 HEIGHT_SCALE_M = 0.1
 """Stature difference that maps to 1 in :func:`aux_features`, meters (about one adult std)."""
+WEIGHT_MEAN_KG = 70.0
+"""Weight that maps to 0 in :func:`aux_features`, kg."""
+WEIGHT_SCALE_KG = 15.0
+"""Weight difference that maps to 1 in :func:`aux_features`, kg (about one adult std)."""
 AUX_DIM = 4
-"""Width of :func:`aux_features`: normalized height, is_female, is_male, is_unknown."""
+"""Width of :func:`aux_features` without weight: normalized height, is_female, is_male,
+is_unknown; weight-aware networks add normalized weight and weight_known."""
 MIN_IMAGE_SIZE = 32
 
 
@@ -45,38 +52,27 @@ MIN_IMAGE_SIZE = 32
 
 
 @dataclass(frozen=True)
-class EncoderConfig:
-    """A small ResNet-style image encoder.
+class InputConfig:
+    """What a network sees besides the silhouette, stature and sex.
 
     Attributes:
-        widths: channels per stage; each stage halves the resolution (the stem halves it once
-            more), so a 128 px input ends at ``128 / 2**(len(widths) + 1)`` = 4 px by default.
-        blocks: residual BasicBlocks per stage (1 or 2).
-        feature_dim: width of the output feature vector.
-        norm: "group" (default) or "batch"; see :func:`_norm_layer` for why GroupNorm.
-        groups: GroupNorm groups (reduced to a divisor of the channel count when needed).
-        pool_grid: the last feature map is average-pooled to a ``pool_grid x pool_grid``
-            grid and flattened before the projection: 1 is global average pooling; larger
-            grids keep *where* features are, which matters for regressing body proportions
-            from a centred, scale-normalized silhouette.
+        parts: each view also gets one channel per part group (``parts.PART_GROUPS``),
+            the article's colour segmentation map.
+        weight: the aux features carry the body weight (kg) and whether it is known.
     """
 
-    widths: tuple[int, ...] = (16, 32, 64, 128)
-    blocks: int = 1
-    feature_dim: int = 128
-    norm: Literal["group", "batch"] = "group"
-    groups: int = 8
-    pool_grid: int = 4
+    parts: bool = False
+    weight: bool = False
 
-    def __post_init__(self) -> None:
-        if not self.widths or any(w <= 0 for w in self.widths):
-            raise ValueError(f"widths must be positive, got {self.widths}")
-        if self.blocks < 1:
-            raise ValueError(f"blocks must be >= 1, got {self.blocks}")
-        if self.norm not in ("group", "batch"):
-            raise ValueError(f"norm must be 'group' or 'batch', got {self.norm!r}")
-        if self.feature_dim <= 0 or self.groups <= 0:
-            raise ValueError("feature_dim and groups must be positive")
+    @property
+    def channels(self) -> int:
+        """Image channels per view."""
+        return 1 + (len(PART_GROUPS) if self.parts else 0)
+
+    @property
+    def aux_dim(self) -> int:
+        """Width of the aux features."""
+        return AUX_DIM + (2 if self.weight else 0)
 
 
 @dataclass(frozen=True)
@@ -99,19 +95,24 @@ class HeadConfig:
 
 @dataclass(frozen=True)
 class ViewOutput:
-    """z: (B, K) whitened coefficients; features: (B, D) penultimate head activations."""
+    """z: (B, K) whitened coefficients; features: (B, D) penultimate head activations;
+    pose: (B, P) the view's pose angles (radians), or (B, 2, P) front and side for the
+    two-channel model; None without a pose head."""
 
     z: Tensor
     features: Tensor
+    pose: Tensor | None = None
 
 
 @dataclass(frozen=True)
 class FusionOutput:
-    """z: (B, K) fused prediction; front_z, side_z: (B, K) the branches' own predictions."""
+    """z: (B, K) fused prediction; front_z, side_z: (B, K) the branches' own predictions;
+    pose: (B, 2, P) front and side pose angles (radians, from the branches), or None."""
 
     z: Tensor
     front_z: Tensor
     side_z: Tensor
+    pose: Tensor | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -119,17 +120,22 @@ class FusionOutput:
 # --------------------------------------------------------------------------------------------
 
 
-def aux_features(height_m: Tensor, sex: Tensor) -> Tensor:
-    """Auxiliary inputs as a (B, 4) float tensor.
+def aux_features(height_m: Tensor, sex: Tensor, weight_kg: Tensor | None = None,
+                 with_weight: bool = False) -> Tensor:
+    """Auxiliary inputs as a (B, 4) float tensor, or (B, 6) ``with_weight``.
 
     Args:
         height_m: (B,) stature, meters.
         sex: (B,) integer, 0 female, 1 male, -1 unknown.
+        weight_kg: (B,) body weight, kg, NaN where unknown; None: all unknown.
+        with_weight: append the weight features (weight-aware networks).
 
     Returns:
-        (B, 4): ``[(h - 1.7) / 0.1, is_female, is_male, is_unknown]``, dtype of ``height_m``.
-        Unknown sex is all-zero in the two sex slots (not 0.5/0.5) plus an explicit flag, so
-        the head can learn a separate offset for "unknown" instead of averaging the sexes.
+        ``[(h - 1.7) / 0.1, is_female, is_male, is_unknown]`` (+ ``[(w - 70) / 15,
+        weight_known]``, the first 0 when unknown), dtype of ``height_m``. Unknown sex is
+        all-zero in the two sex slots (not 0.5/0.5) plus an explicit flag, so the head can
+        learn a separate offset for "unknown" instead of averaging the sexes; unknown weight
+        likewise.
     """
     if height_m.ndim != 1 or sex.shape != height_m.shape:
         raise ValueError(f"height (B,) and sex (B,) expected, got {height_m.shape}, {sex.shape}")
@@ -138,7 +144,17 @@ def aux_features(height_m: Tensor, sex: Tensor) -> Tensor:
     dtype = height_m.dtype if height_m.is_floating_point() else torch.float32
     h = (height_m.to(dtype) - HEIGHT_MEAN_M) / HEIGHT_SCALE_M
     female, male, unknown = ((sex == s).to(dtype) for s in (0, 1, -1))
-    return torch.stack([h, female, male, unknown], dim=1)
+    cols = [h, female, male, unknown]
+    if with_weight:
+        if weight_kg is None:
+            weight_kg = torch.full_like(h, float("nan"))
+        if weight_kg.shape != height_m.shape:
+            raise ValueError(f"weight (B,) expected, got {tuple(weight_kg.shape)}")
+        known = torch.isfinite(weight_kg)
+        w = torch.where(known, (weight_kg.to(dtype) - WEIGHT_MEAN_KG) / WEIGHT_SCALE_KG,
+                        torch.zeros_like(h))
+        cols += [w, known.to(dtype)]
+    return torch.stack(cols, dim=1)
 
 
 def init_last_layer_from_pca(linear: nn.Linear, mean_z: Tensor, weight_scale: float = 0.0) -> None:
@@ -172,77 +188,6 @@ def _check_images(x: Tensor, channels: int, name: str) -> None:
         raise ValueError(f"{name} must be at least {MIN_IMAGE_SIZE} px, got {tuple(x.shape)}")
 
 
-# --------------------------------------------------------------------------------------------
-# Encoder
-# --------------------------------------------------------------------------------------------
-
-
-def _norm_layer(cfg: EncoderConfig, channels: int) -> nn.Module:
-    # GroupNorm by default: on 2 CPU cores batches are small (8-32) and, after the stride-2
-    # stages, a 4x4 map gives BatchNorm few samples per statistic; GroupNorm is per sample, so
-    # train and eval behave the same (batched == per-sample always), there are no running
-    # statistics to drift between synthetic training and real photos, and frozen fusion
-    # branches need no eval-mode care. Measured on 2 CPU cores at batch 32, 128 px, its
-    # forward+backward time is within noise of BatchNorm's.
-    if cfg.norm == "batch":
-        return nn.BatchNorm2d(channels)
-    return nn.GroupNorm(math.gcd(cfg.groups, channels), channels)
-
-
-class BasicBlock(nn.Module):
-    """Two 3x3 convs with a residual shortcut (1x1 conv when the shape changes).
-
-    (B, c_in, H, W) -> (B, c_out, ceil(H / stride), ceil(W / stride)).
-    """
-
-    def __init__(self, cfg: EncoderConfig, c_in: int, c_out: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
-        self.norm1 = _norm_layer(cfg, c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
-        self.norm2 = _norm_layer(cfg, c_out)
-        self.shortcut: nn.Module = nn.Identity()
-        if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(c_in, c_out, 1, stride, bias=False), _norm_layer(cfg, c_out)
-            )
-
-    def forward(self, x: Tensor) -> Tensor:
-        y = F.relu(self.norm1(self.conv1(x)))
-        y = self.norm2(self.conv2(y))
-        return F.relu(y + self.shortcut(x))
-
-
-class Encoder(nn.Module):
-    """Silhouettes (B, C, H, W) in [0, 1] -> features (B, feature_dim), post-ReLU."""
-
-    def __init__(self, cfg: EncoderConfig = EncoderConfig(), in_channels: int = 1) -> None:
-        super().__init__()
-        self.cfg = cfg
-        self.in_channels = in_channels
-        w0 = cfg.widths[0]
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, w0, 3, 2, 1, bias=False), _norm_layer(cfg, w0), nn.ReLU()
-        )
-        blocks: list[nn.Module] = []
-        c_in = w0
-        for width in cfg.widths:
-            for j in range(cfg.blocks):
-                blocks.append(BasicBlock(cfg, c_in, width, stride=2 if j == 0 else 1))
-                c_in = width
-        self.stages = nn.Sequential(*blocks)
-        self.pool = nn.AdaptiveAvgPool2d(cfg.pool_grid)
-        self.proj = nn.Linear(c_in * cfg.pool_grid ** 2, cfg.feature_dim)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-
-    def forward(self, x: Tensor) -> Tensor:
-        # Silhouettes are {0, 1}; centring them keeps the stem's input zero-mean-ish.
-        x = self.stages(self.stem(x * 2.0 - 1.0))
-        return F.relu(self.proj(self.pool(x).flatten(1)))
-
-
 class MLPHead(nn.Module):
     """(B, d_in) -> trunk (B, hidden[-1]) -> out (B, K). Call ``trunk`` and ``out`` separately."""
 
@@ -268,15 +213,20 @@ class MLPHead(nn.Module):
 
 
 class _EncoderHead(nn.Module):
-    """An encoder over ``in_channels`` silhouette channels + an MLP head on [features, aux]:
-    the shared body of :class:`ViewModel` (1 channel) and :class:`TwoChannelModel` (2)."""
+    """An encoder over ``views x inputs.channels`` image channels + an MLP head on
+    [features, aux], and an optional pose head on the head's penultimate features: the
+    shared body of :class:`ViewModel` (one view) and :class:`TwoChannelModel` (two)."""
 
     def __init__(self, n_components: int, encoder: EncoderConfig, head: HeadConfig,
-                 in_channels: int) -> None:
+                 views: int, inputs: InputConfig, pose_dim: int) -> None:
         super().__init__()
-        self.n_components = n_components
-        self.encoder = Encoder(encoder, in_channels=in_channels)
-        self.head = MLPHead(encoder.feature_dim + AUX_DIM, n_components, head)
+        if pose_dim < 0:
+            raise ValueError(f"pose_dim must be >= 0, got {pose_dim}")
+        self.n_components, self.inputs, self.pose_dim, self.views = (n_components, inputs,
+                                                                     pose_dim, views)
+        self.encoder = Encoder(encoder, in_channels=views * inputs.channels)
+        self.head = MLPHead(encoder.feature_dim + inputs.aux_dim, n_components, head)
+        self.pose_head = nn.Linear(self.head.feature_dim, views * pose_dim) if pose_dim else None
         logger.debug("%s: %d parameters", type(self).__name__,
                      sum(p.numel() for p in self.parameters()))
 
@@ -288,51 +238,62 @@ class _EncoderHead(nn.Module):
         """See :func:`init_last_layer_from_pca`."""
         init_last_layer_from_pca(self.head.out, mean_z, weight_scale)
 
-    def _run(self, image: Tensor, height_m: Tensor, sex: Tensor) -> ViewOutput:
-        x = torch.cat([self.encoder(image), aux_features(height_m, sex).to(image.dtype)], dim=1)
-        features = self.head.trunk(x)
-        return ViewOutput(z=self.head.out(features), features=features)
+    def _run(self, image: Tensor, height_m: Tensor, sex: Tensor, weight_kg: Tensor | None
+             ) -> ViewOutput:
+        aux = aux_features(height_m, sex, weight_kg, self.inputs.weight).to(image.dtype)
+        features = self.head.trunk(torch.cat([self.encoder(image), aux], dim=1))
+        pose = None
+        if self.pose_head is not None:
+            pose = self.pose_head(features)
+            if self.views == 2:
+                pose = pose.reshape(-1, 2, self.pose_dim)
+        return ViewOutput(z=self.head.out(features), features=features, pose=pose)
 
 
 class ViewModel(_EncoderHead):
-    """One view's silhouette + aux -> whitened coefficients.
+    """One view's canvas + aux -> whitened coefficients (and the view's pose).
 
-    ``forward(image (B, 1, H, W), height_m (B,), sex (B,)) -> ViewOutput(z (B, K),
-    features (B, head.hidden[-1]))``.
+    ``forward(image (B, C, H, W), height_m (B,), sex (B,), weight_kg (B,) | None) ->
+    ViewOutput(z (B, K), features (B, head.hidden[-1]), pose (B, P) | None)``.
     """
 
     def __init__(self, n_components: int, encoder: EncoderConfig = EncoderConfig(),
-                 head: HeadConfig = HeadConfig()) -> None:
-        super().__init__(n_components, encoder, head, in_channels=1)
+                 head: HeadConfig = HeadConfig(), inputs: InputConfig = InputConfig(),
+                 pose_dim: int = 0) -> None:
+        super().__init__(n_components, encoder, head, 1, inputs, pose_dim)
 
-    def forward(self, image: Tensor, height_m: Tensor, sex: Tensor) -> ViewOutput:
-        _check_images(image, 1, "image")
-        return self._run(image, height_m, sex)
+    def forward(self, image: Tensor, height_m: Tensor, sex: Tensor,
+                weight_kg: Tensor | None = None) -> ViewOutput:
+        _check_images(image, self.inputs.channels, "image")
+        return self._run(image, height_m, sex, weight_kg)
 
 
 class TwoChannelModel(_EncoderHead):
-    """Ablation baseline: front and side as the two channels of one image, one encoder.
+    """Ablation baseline: front and side stacked as channels of one image, one encoder.
 
-    ``forward(front (B, 1, H, W), side (B, 1, H, W), height_m (B,), sex (B,)) -> ViewOutput``;
-    both views must have the same size.
+    ``forward(front (B, C, H, W), side (B, C, H, W), height_m (B,), sex (B,), weight_kg)
+    -> ViewOutput`` (pose (B, 2, P)); both views must have the same size.
     """
 
     def __init__(self, n_components: int, encoder: EncoderConfig = EncoderConfig(),
-                 head: HeadConfig = HeadConfig()) -> None:
-        super().__init__(n_components, encoder, head, in_channels=2)
+                 head: HeadConfig = HeadConfig(), inputs: InputConfig = InputConfig(),
+                 pose_dim: int = 0) -> None:
+        super().__init__(n_components, encoder, head, 2, inputs, pose_dim)
 
-    def forward(self, front: Tensor, side: Tensor, height_m: Tensor, sex: Tensor) -> ViewOutput:
-        _check_images(front, 1, "front")
-        _check_images(side, 1, "side")
+    def forward(self, front: Tensor, side: Tensor, height_m: Tensor, sex: Tensor,
+                weight_kg: Tensor | None = None) -> ViewOutput:
+        _check_images(front, self.inputs.channels, "front")
+        _check_images(side, self.inputs.channels, "side")
         if front.shape != side.shape:
             raise ValueError(f"front and side differ in shape: {front.shape} vs {side.shape}")
-        return self._run(torch.cat([front, side], dim=1), height_m, sex)
+        return self._run(torch.cat([front, side], dim=1), height_m, sex, weight_kg)
 
 
 class FusionModel(nn.Module):
     """Front and side :class:`ViewModel` branches + a fusion MLP on their penultimate features.
 
-    ``forward(front, side, height_m, sex) -> FusionOutput(z, front_z, side_z)``, all (B, K).
+    ``forward(front, side, height_m, sex, weight_kg=None) -> FusionOutput(z, front_z,
+    side_z, pose)``; the pose comes from the branches' pose heads.
 
     The three ablation modes are chosen with :meth:`param_groups`: frozen branches, branches
     at the same LR, or at a lower LR. When frozen, :meth:`train` keeps the branches in eval
@@ -344,10 +305,14 @@ class FusionModel(nn.Module):
         super().__init__()
         if front.n_components != side.n_components:
             raise ValueError(f"branches predict {front.n_components} vs {side.n_components} coeffs")
+        if front.inputs != side.inputs or front.pose_dim != side.pose_dim:
+            raise ValueError("the front and side branches take different inputs or poses")
         self.n_components = front.n_components
+        self.inputs, self.pose_dim = front.inputs, front.pose_dim
         self.front = front
         self.side = side
-        self.head = MLPHead(front.feature_dim + side.feature_dim + AUX_DIM, self.n_components, head)
+        self.head = MLPHead(front.feature_dim + side.feature_dim + self.inputs.aux_dim,
+                            self.n_components, head)
         self.branches_frozen = False
 
     @classmethod
@@ -357,10 +322,12 @@ class FusionModel(nn.Module):
         encoder: EncoderConfig = EncoderConfig(),
         branch_head: HeadConfig = HeadConfig(),
         fusion_head: HeadConfig = HeadConfig((256,)),
+        inputs: InputConfig = InputConfig(),
+        pose_dim: int = 0,
     ) -> FusionModel:
         """Fresh (untrained) branches; normally the branches are pretrained ViewModels."""
-        front = ViewModel(n_components, encoder, branch_head)
-        side = ViewModel(n_components, encoder, branch_head)
+        front = ViewModel(n_components, encoder, branch_head, inputs, pose_dim)
+        side = ViewModel(n_components, encoder, branch_head, inputs, pose_dim)
         return cls(front, side, fusion_head)
 
     def init_from_pca(self, mean_z: Tensor, weight_scale: float = 0.0) -> None:
@@ -411,82 +378,11 @@ class FusionModel(nn.Module):
             self.side.eval()
         return self
 
-    def forward(self, front: Tensor, side: Tensor, height_m: Tensor, sex: Tensor) -> FusionOutput:
-        f = self.front(front, height_m, sex)
-        s = self.side(side, height_m, sex)
-        aux = aux_features(height_m, sex).to(f.features.dtype)
+    def forward(self, front: Tensor, side: Tensor, height_m: Tensor, sex: Tensor,
+                weight_kg: Tensor | None = None) -> FusionOutput:
+        f = self.front(front, height_m, sex, weight_kg)
+        s = self.side(side, height_m, sex, weight_kg)
+        aux = aux_features(height_m, sex, weight_kg, self.inputs.weight).to(f.features.dtype)
         z = self.head(torch.cat([f.features, s.features, aux], dim=1))
-        return FusionOutput(z=z, front_z=f.z, side_z=s.z)
-
-
-# --------------------------------------------------------------------------------------------
-# PCA decoder
-# --------------------------------------------------------------------------------------------
-
-
-class MeshDecoder(nn.Module):
-    """Whitened coefficients (B, K) -> vertices (B, V, 3), meters, through the PCA basis.
-
-    ``linear.weight`` (3V, K) = ``(components[:K] * std[:K, None]).T`` and ``linear.bias``
-    (3V,) = ``mean.reshape(-1)``, so ``forward(z) == mean + (z * std) @ components``. Frozen by
-    default (parameters with requires_grad False, still moved by ``.to()``); ``trainable=True``
-    lets the basis be fine-tuned.
-
-    Attributes:
-        n_vertices: V.
-        rms_vertex_std_m: sqrt(sum(std[:K]^2) / V), the RMS per-vertex deviation of the
-            training shapes in the K-component space (at construction), meters; the natural
-            ``scale_m`` for :func:`bodyshape.nets.losses.mesh_loss`.
-    """
-
-    def __init__(self, mean: Tensor, components: Tensor, std: Tensor, trainable: bool = False):
-        super().__init__()
-        mean = torch.as_tensor(mean, dtype=torch.float32)
-        components = torch.as_tensor(components, dtype=torch.float32)
-        std = torch.as_tensor(std, dtype=torch.float32)
-        if mean.ndim != 2 or mean.shape[1] != 3:
-            raise ValueError(f"mean must be (V, 3), got {tuple(mean.shape)}")
-        k = components.shape[0]
-        if components.shape != (k, mean.numel()) or std.shape != (k,):
-            raise ValueError(
-                f"components (K, 3V) and std (K,) expected for V={mean.shape[0]}, "
-                f"got {tuple(components.shape)}, {tuple(std.shape)}"
-            )
-        self.n_vertices = mean.shape[0]
-        self.n_components = k
-        self.linear = nn.Linear(k, mean.numel())
-        with torch.no_grad():
-            self.linear.weight.copy_((components * std[:, None]).T)
-            self.linear.bias.copy_(mean.reshape(-1))
-        self.linear.requires_grad_(trainable)
-        self.rms_vertex_std_m = float(torch.sqrt((std.double() ** 2).sum() / self.n_vertices))
-
-    @classmethod
-    def from_arrays(
-        cls,
-        mean: np.ndarray,
-        components: np.ndarray,
-        std: np.ndarray,
-        n_components: int | None = None,
-        trainable: bool = False,
-    ) -> MeshDecoder:
-        """From numpy arrays (mean (V, 3), components (K, 3V), std (K,)), keeping the first
-        ``n_components`` (default all)."""
-        k = components.shape[0] if n_components is None else n_components
-        if not 1 <= k <= components.shape[0]:
-            raise ValueError(f"n_components must be in [1, {components.shape[0]}], got {k}")
-        arrays = (mean, components[:k], std[:k])
-        mean_t, comp_t, std_t = (torch.tensor(np.asarray(a), dtype=torch.float32) for a in arrays)
-        return cls(mean_t, comp_t, std_t, trainable=trainable)
-
-    @classmethod
-    def from_shape_model(
-        cls, model: Any, n_components: int | None = None, trainable: bool = False
-    ) -> MeshDecoder:
-        """From anything with ``mean``, ``components`` and ``std`` arrays (a ShapeModel)."""
-        return cls.from_arrays(model.mean, model.components, model.std, n_components, trainable)
-
-    def forward(self, z: Tensor) -> Tensor:
-        if z.ndim != 2 or z.shape[1] != self.n_components:
-            raise ValueError(f"z must be (B, {self.n_components}), got {tuple(z.shape)}")
-        return self.linear(z).reshape(z.shape[0], self.n_vertices, 3)
+        pose = None if f.pose is None else torch.stack([f.pose, s.pose], dim=1)
+        return FusionOutput(z=z, front_z=f.z, side_z=s.z, pose=pose)
