@@ -227,14 +227,26 @@ def load_chart(path: str | os.PathLike) -> SizeChart:
     (``"womens_tops"``); ChartError with the file and line on any problem."""
     path = resolve_chart(path)
     try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise ChartError(f"{path}: cannot read the size chart ({exc})") from None
+    return parse_chart(text, str(path))
+
+
+def parse_chart(text: str, source: str) -> SizeChart:
+    """Parse a chart's CSV text; ``source`` names it in messages (ChartError)."""
+    path = source
+    lines = text.splitlines()
     numbered = [(n, ln) for n, ln in enumerate(lines, 1) if ln.strip() and not ln.lstrip()
                 .startswith("#")]
     if not numbered:
         raise ChartError(f"{path}: the size chart is empty")
-    rows = list(csv.reader([ln for _, ln in numbered]))
+    try:
+        rows = list(csv.reader([ln for _, ln in numbered]))
+    except csv.Error as exc:
+        raise ChartError(f"{path}: not a CSV file ({exc})") from None
+    if len(rows) < 2:
+        raise ChartError(f"{path}: the size chart lists no sizes")
     header = [h.strip() for h in rows[0]]
     columns = {h: _column(h) for h in header if _column(h)}
     unknown = set(header) - set(columns) - {"garment", "size", "ease_cm", "ease_in",
