@@ -17,6 +17,7 @@ import click
 
 from bodyshape.cli import learn, predict, serve, shape, size, synth
 from bodyshape.cli.common import EXIT_INTERNAL, fail, setup_logging
+from bodyshape.extras import MissingExtra
 
 __all__ = ["main"]
 
@@ -33,6 +34,8 @@ class _Group(click.Group):
             raise
         except KeyboardInterrupt:
             fail("interrupted", 130)
+        except MissingExtra as exc:  # an optional dependency group is not installed
+            fail(str(exc))
         except Exception as exc:  # noqa: BLE001 - the one place bugs are reported
             logger.debug("unexpected failure", exc_info=True)
             fail(f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
