@@ -42,7 +42,7 @@ def test_missing_extra_is_one_line(monkeypatch, tmp_path):
 
     monkeypatch.setitem(sys.modules, "anny", None)  # import anny -> ImportError
     with pytest.raises(MissingExtra) as err:
-        require_extra("anny.paths")
+        require_extra("anny")
     message = "anny is not installed; this needs the 'build' extra: pip install 'bodyshape[build]'"
     assert str(err.value) == message
 

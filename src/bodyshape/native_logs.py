@@ -1,7 +1,7 @@
 """Route the log lines that native libraries write straight to file descriptor 2 into
 Python's logging.
 
-MediaPipe's C++ graph and TensorFlow Lite print lines such as ``W0000 00:00:... 
+MediaPipe's C++ graph and TensorFlow Lite print lines such as ``W0000 00:00:...
 inference_feedback_manager.cc:114] ...`` and ``INFO: Created TensorFlow Lite XNNPACK
 delegate for CPU.`` with ``write(2, ...)`` from C++, so neither ``logging`` nor
 ``sys.stderr`` sees them, and environment variables (``GLOG_minloglevel``,

@@ -38,8 +38,9 @@ class _Group(click.Group):
             fail(str(exc))
         except Exception as exc:  # noqa: BLE001 - the one place bugs are reported
             logger.debug("unexpected failure", exc_info=True)
-            fail(f"internal error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                 " (rerun with -vv for the traceback; please report it)", EXIT_INTERNAL)
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            fail(f"internal error: {type(exc).__name__}: {first} (rerun with -vv for the "
+                 "traceback; please report it)", EXIT_INTERNAL)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

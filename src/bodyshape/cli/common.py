@@ -2,9 +2,10 @@
 
 ``fail`` is the one way a command reports a usage error (one ``error: ...`` line on stderr,
 exit status 2) and ``reject`` an input the library refused (exit status 3); the exit
-statuses are ``EXIT_*`` below (docs/PREDICT.md, *Exit status*). ``default_of`` reads an option's default from the library's own
-config dataclass or function signature, lazily, so that ``bodyshape --help`` does not
-import torch and no default number is copied into the CLI.
+statuses are ``EXIT_*`` below (docs/PREDICT.md, *Exit status*). ``default_of`` reads an
+option's default from the library's own config dataclass or function signature, lazily, so
+that ``bodyshape --help`` does not import torch and no default number is copied into the
+CLI.
 """
 
 from __future__ import annotations

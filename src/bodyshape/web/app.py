@@ -44,7 +44,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from bodyshape.assets import DEFAULT_CHECKPOINT, DEFAULT_SHAPE_MODEL
 from bodyshape.inputs import SEX_CODES, InputError, check_height, decode_image
 from bodyshape.outputs import measurements_json
-from bodyshape.predict import Prediction, Predictor
+from bodyshape.predict import Predictor
 from bodyshape.sizing import (ChartError, SizeChart, load_chart, parse_chart,
                               recommend_charts, shipped_charts)
 from bodyshape.units import UNITS
@@ -360,7 +360,8 @@ def create_app(predictor: Predictor | None = None, *,
         height_cm: float = Form(..., description="The person's height, 50-250 cm"),
         sex: str | None = Form(None, description="'female', 'male' or empty"),
         fit_pose: bool = Form(False, description="Fit the pose so the overlay and IoU show "
-                              "the posed body (slower, see docs/BENCHMARKS.md); measurements unchanged"),
+                              "the posed body (slower, see docs/BENCHMARKS.md); measurements "
+                              "unchanged"),
         units: str = Form("cm", description="'cm' or 'in': the unit of the measurements"),
         size_chart: list[str] | None = Form(None, description="Shipped size chart(s) to "
                                             "recommend a size from (GET size-charts)"),
