@@ -160,7 +160,8 @@ def cli_accuracy(a, rows: list[dict], tmp: Path, body_model: BodyModel, name: st
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "bodyshape.cli", "predict", "--model", a.model,
                     "--shape-model", a.shape_model, "--batch", str(tmp / f"pairs-{name}.csv"),
-                    "--out", str(tmp / f"out-{name}")], check=False, capture_output=True)
+                    "--out", str(tmp / f"out-{name}"), "--obj-up", "z"], check=False,
+                   capture_output=True)
     cli_s = time.perf_counter() - t0
     errs = {k: [] for k in ("surface_mm", "vertex_mm", "chest_mm", "waist_mm", "hip_mm")}
     base = {k: [] for k in ("chest_mm", "waist_mm", "hip_mm")}

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv (if missing) and install bodyshape with its test extras into it.
+# Create .venv (if missing) and install bodyshape with its build and test extras into it
+# (the tests build anny bodies; prediction and the web app alone need neither extra).
 # torch==2.13.0 is the CPU build; pip finds it locally on these machines.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +10,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
 fi
-.venv/bin/python -m pip install -q -e ".[test]"
+.venv/bin/python -m pip install -q -e ".[build,test]"
 # mediapipe depends on opencv-contrib-python, which writes the desktop OpenCV build (it needs
 # libGL) into the same cv2/ folder as our opencv-python-headless: restore the headless files.
 .venv/bin/python -m pip install -q --force-reinstall --no-deps "opencv-python-headless==4.11.0.86"

@@ -44,3 +44,38 @@ def test_cli_import_is_light():
             "heavy = {'torch', 'numba', 'scipy', 'cv2'} & set(sys.modules); "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_every_option_has_help():
+    missing = [(" ".join(path), p.name) for path, p in _params(main)
+               if isinstance(p, click.Option) and not (p.help or "").strip()]
+    assert missing == []
+
+
+def test_build_shape_model_never_overwrites_the_packaged_model_unless_forced():
+    from click.testing import CliRunner
+
+    from bodyshape.assets import DEFAULT_SHAPE_MODEL
+
+    before = DEFAULT_SHAPE_MODEL.stat().st_mtime_ns
+    r = CliRunner().invoke(main, ["build-shape-model", "--out", str(DEFAULT_SHAPE_MODEL)])
+    assert r.exit_code == 2 and "packaged shape model" in r.output and "--force" in r.output
+    assert DEFAULT_SHAPE_MODEL.stat().st_mtime_ns == before
+    ctx = main.commands["build-shape-model"].make_context("build-shape-model", [])
+    assert ctx.params["out"] is None and ctx.params["force"] is False  # WORK/shape_model.npz
+
+
+def test_unexpected_errors_are_one_line_with_status_4(monkeypatch):
+    from click.testing import CliRunner
+
+    from bodyshape.cli.common import EXIT_INTERNAL
+    from bodyshape.shape import pca
+
+    def boom(*a, **k):
+        raise RuntimeError("disk on fire\nsecond line")
+
+    monkeypatch.setattr(pca.ShapeModel, "load", boom)
+    r = CliRunner().invoke(main, ["pca", "summary"])
+    assert r.exit_code == EXIT_INTERNAL
+    assert r.output == ("error: internal error: RuntimeError: disk on fire (rerun with -vv "
+                        "for the traceback; please report it)\n")

@@ -20,7 +20,7 @@ from PIL import Image
 from bodyshape.cli import main
 from bodyshape.inputs import TOE_CUE_MIN, InputError, load_image, toe_cue
 from bodyshape.measure import MEASUREMENT_NAMES
-from bodyshape.outputs import write_prediction
+from bodyshape.outputs import write_prediction, y_up
 from bodyshape.predict import Predictor
 from bodyshape.render.photo import photo_camera, render_photo
 from bodyshape.render.raster import silhouette
@@ -70,13 +70,28 @@ def test_masks_to_outputs(predictor, inputs, tmp_path):
     shape = json.loads((out / "shape.json").read_text())
     assert shape["n_components"] == 4 and shape["shape_model_hash"] == pred.shape_model_hash
     assert shape["pose_deg"] is None
+    assert pred.errors_cm == {} and m["errors"] == {}  # not the measured shipped network
     obj = trimesh.load(out / "body.obj", process=False)
     assert len(obj.vertices) == len(pred.vertices)
-    np.testing.assert_allclose(obj.vertices, pred.vertices, atol=1e-5)
+    # Y up by default, facing +Z: (x, y, z) of anny's axes -> (x, z, -y)
+    np.testing.assert_allclose(obj.vertices, y_up(pred.vertices), atol=1e-5)
+    assert np.ptp(obj.vertices[:, 1]) == pytest.approx(1.65, abs=0.01)
     glb = trimesh.load(out / "body.glb", force="mesh", process=False)
     assert len(glb.vertices) == len(pred.vertices)
     assert np.ptp(glb.vertices[:, 1]) == pytest.approx(1.65, abs=0.01)  # Y up in glTF
     assert cv2.imread(str(out / "overlay.png")).shape[0] == 640
+    zup = write_prediction(pred, tmp_path / "zup", obj_up="z", units="in")
+    np.testing.assert_allclose(trimesh.load(zup / "body.obj", process=False).vertices,
+                               pred.vertices, atol=1e-5)
+    inches = json.loads((zup / "measurements.json").read_text())
+    assert inches["units"] == "in"
+    assert inches["measurements"]["chest_in"] == pytest.approx(
+        pred.measurements["chest_cm"] / 2.54, abs=0.05)
+    assert inches == pred.to_dict("in")
+    for bad in ({"units": "mm"}, {"obj_up": "x"}):
+        with pytest.raises(ValueError):
+            write_prediction(pred, tmp_path / "bad", **bad)
+    assert not (tmp_path / "bad").exists()
 
 
 def test_side_facing_either_way_gives_the_same_body(predictor, inputs):
@@ -205,6 +220,36 @@ def test_cli_single_pair_and_errors(branches, small_model_path, inputs, tmp_path
     assert res.exit_code == 2 and (tmp_path / "keep" / "precious.txt").exists()
     res = run(main, base + ["--front", str(inputs / "front_mask.png")])
     assert res.exit_code == 2 and "--height-cm" in res.output
+    # Exit status 3: an input the predictor refuses (a one-colour image), nothing written.
+    Image.new("RGB", (64, 64), (9, 9, 9)).save(tmp_path / "flat.png")
+    res = run(main, base + ["--front", str(tmp_path / "flat.png"), "--side",
+                            str(inputs / "side_mask.png"), "--height-cm", "172",
+                            "--out", str(tmp_path / "r")])
+    assert res.exit_code == 3 and "single colour" in res.output
+    assert not (tmp_path / "r").exists()
+    res = run(main, base + ["--front", str(tmp_path / "missing.png"), "--side",
+                            str(inputs / "side_mask.png"), "--height-cm", "172"])
+    assert res.exit_code == 2 and "does not exist" in res.output
+
+
+def test_cli_units_axes_and_sizes(branches, small_model_path, inputs, tmp_path):
+    base = ["predict", "--model", str(branches["fusion"]), "--shape-model",
+            str(small_model_path), "--front", str(inputs / "front_mask.png"), "--side",
+            str(inputs / "side_mask.png"), "--height-cm", "172"]
+    res = CliRunner().invoke(main, base + ["--units", "in", "--size-chart", "womens_tops",
+                                           "--size-chart", "mens_bottoms", "--out",
+                                           str(tmp_path / "p")])
+    assert res.exit_code == 0, res.output
+    assert "height:   67.7 in" in res.output and "size womens_tops:" in res.output
+    m = json.loads((tmp_path / "p" / "measurements.json").read_text())
+    assert m["units"] == "in" and "chest_in" in m["measurements"]
+    assert [s["garment"] for s in m["sizes"]] == ["womens_tops", "mens_bottoms"]
+    assert m["sizes"][0]["fits"][0]["measurement"] == "chest_in"
+    assert m["sizes"][0]["confidence"] is None  # the tiny network's errors are unknown
+    res = CliRunner().invoke(main, base + ["--size-chart", "nope", "--out",
+                                           str(tmp_path / "q")])
+    assert res.exit_code == 2 and "no such size chart" in res.output
+    assert not (tmp_path / "q").exists()
 
 
 def test_cli_batch_skips_bad_rows(branches, small_model_path, inputs, tmp_path):

@@ -43,8 +43,10 @@ def client(predictor, tmp_path_factory):
         yield c
 
 
-def post(client, front=FRONT, side=SIDE, height=HEIGHT, sex=None, fit_pose=None, **files):
-    """POST /api/predict; ``front``/``side`` None leaves the field out."""
+def post(client, front=FRONT, side=SIDE, height=HEIGHT, sex=None, fit_pose=None,
+         path="/api/v1/predict", extra=None, **files):
+    """POST /api/v1/predict; ``front``/``side`` None leaves the field out; ``extra``: more
+    form fields."""
     parts = {name: (f"{name}.jpg", data, "image/jpeg")
              for name, data in (("front", front), ("side", side)) if data is not None}
     parts.update(files)
@@ -53,7 +55,8 @@ def post(client, front=FRONT, side=SIDE, height=HEIGHT, sex=None, fit_pose=None,
         data["sex"] = sex
     if fit_pose is not None:
         data["fit_pose"] = fit_pose
-    return client.post("/api/predict", files=parts, data=data)
+    data.update(extra or {})
+    return client.post(path, files=parts, data=data)
 
 
 def error_of(r) -> str:
@@ -96,7 +99,8 @@ def test_page_static_and_schema(client):
         text = client.get(f"/static/{name}").text
         assert "http://" not in text and "https://" not in text, name
     schema = client.get("/openapi.json").json()
-    assert {"/api/predict", "/api/health", "/api/results/{rid}/{name}"} <= set(schema["paths"])
+    assert set(schema["paths"]) == {"/api/v1/predict", "/api/v1/health",
+                                    "/api/v1/results/{rid}/{name}", "/api/v1/size-charts"}
     assert client.get("/docs").status_code == 404  # Swagger UI would load from a CDN
 
 
@@ -112,6 +116,9 @@ def test_predict_examples(client, result):
     assert result["sex"] is None and result["units"] == "cm"
     urls = result["urls"]
     assert set(urls) == {"obj", "glb", "json", "overlay"}
+    assert all(u.startswith("/api/v1/results/") for u in urls.values())
+    assert result["errors"].keys() == {"chest_cm", "waist_cm", "hip_cm"}  # shipped network
+    assert result["sizes"] == []
     glb = client.get(urls["glb"])
     assert glb.status_code == 200 and glb.content[:4] == b"glTF"
     assert glb.headers["content-type"] == "model/gltf-binary"
@@ -206,7 +213,7 @@ def test_size_limit_while_streaming(tiny):
             yield b"x" * 64 * 1024
         yield b"\r\n--zzz--\r\n"
 
-    r = tiny.post("/api/predict", content=chunks(),
+    r = tiny.post("/api/v1/predict", content=chunks(),
                   headers={"content-type": "multipart/form-data; boundary=zzz"})
     assert r.status_code == 413
     assert error_of(r).startswith("the upload is larger than")
@@ -218,13 +225,16 @@ def test_type_check_uses_magic_bytes(client):
     grey = png_bytes(Image.new("RGB", (300, 400), (10, 10, 10)))
     r = post(client, front=grey)
     assert r.status_code == 422 and "single colour" in error_of(r)
-    r = client.post("/api/predict", files={"front": ("a.png", b"<svg/>", "image/png"),
+    r = client.post("/api/v1/predict", files={"front": ("a.png", b"<svg/>", "image/png"),
                                            "side": ("b.jpg", SIDE, "image/jpeg")},
                     data={"height_cm": HEIGHT})
     assert r.status_code == 415 and "not a JPEG or PNG" in error_of(r)
 
 
 @pytest.mark.parametrize("path", [
+    "/api/v1/results/..%2F..%2F..%2Fetc/passwd",
+    "/api/v1/results/{id}/..%2Fshape.json",
+    "/api/v1/results/{id}/shape.json",
     "/api/results/..%2F..%2F..%2Fetc/passwd",
     "/api/results/%2e%2e/%2e%2e/pyproject.toml",
     "/api/results/{id}/..%2Fshape.json",
@@ -254,7 +264,10 @@ def test_framework_errors_use_the_error_body(predictor):
     with TestClient(app, raise_server_exceptions=False) as c:
         for method, path, status in [("get", "/api/nope", 404), ("get", "/static/nope.js", 404),
                                      ("delete", "/api/health", 405),
-                                     ("post", "/api/predict", 422), ("get", "/api/boom", 500)]:
+                                     ("delete", "/api/v1/health", 405),
+                                     ("post", "/api/predict", 422),
+                                     ("post", "/api/v1/predict", 422),
+                                     ("get", "/api/boom", 500)]:
             r = getattr(c, method)(path)
             assert r.status_code == status, (path, r.text)
             message = error_of(r)
@@ -309,7 +322,7 @@ def test_concurrent_requests(client):
     busy_seen, health_s = False, []
     while any(t.is_alive() for t in threads):
         t0 = time.perf_counter()
-        h = client.get("/api/health")
+        h = client.get("/api/v1/health")
         health_s.append(time.perf_counter() - t0)
         busy_seen |= h.json()["pending"] > 0
         time.sleep(0.1)
@@ -346,3 +359,69 @@ def test_serve_command():
     r = runner.invoke(main, ["serve", "--model", "/nonexistent/model.pt"])
     assert r.exit_code == 2 and "network checkpoint not found" in r.output
 
+
+
+def test_legacy_paths_are_aliases(client, result):
+    """The first release's unversioned paths answer like /api/v1/..."""
+    assert client.get("/api/health").json()["status"] == "ok"
+    legacy = post(client, path="/api/predict")
+    assert legacy.status_code == 200, legacy.text
+    assert legacy.json()["measurements"] == result["measurements"]
+    rid = result["id"]
+    assert client.get(f"/api/results/{rid}/body.glb").content == \
+        client.get(f"/api/v1/results/{rid}/body.glb").content
+
+
+def test_units_and_size_charts(client, result):
+    charts = client.get("/api/v1/size-charts").json()["charts"]
+    assert charts["womens_tops"]["womens_tops"][:3] == ["XS", "S", "M"]
+    own = ("garment,size,chest_cm\nshirts,small,70-92\nshirts,large,92-130\n").encode()
+    r = post(client, extra={"units": "in", "size_chart": ["womens_tops", "mens_bottoms"]},
+             size_chart_file=("chart.csv", own, "text/csv"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["units"] == "in"
+    assert body["measurements"]["chest_in"] == pytest.approx(
+        result["measurements"]["chest_cm"] / 2.54, abs=0.06)
+    sizes = {s["garment"]: s for s in body["sizes"]}
+    assert list(sizes) == ["womens_tops", "mens_bottoms", "shirts"]
+    assert sizes["womens_tops"]["size"] == "M" and 0 < sizes["womens_tops"]["confidence"] <= 1
+    assert sizes["shirts"]["size"] == "small"
+    assert sizes["shirts"]["fits"][0]["measurement"] == "chest_in"
+    saved = client.get(body["urls"]["json"]).json()
+    assert saved["sizes"] == body["sizes"] and saved["units"] == "in"
+
+
+@pytest.mark.parametrize("extra, files, message", [
+    ({"units": "mm"}, {}, "units must be 'cm' or 'in'"),
+    ({"size_chart": "nope"}, {}, "no shipped size chart 'nope'"),
+    ({}, {"size_chart_file": ("c.csv", b"garment,size\nx,y\n", "text/csv")}, "header needs"),
+    ({}, {"size_chart_file": ("c.csv", b"\xff\xfe\x00", "text/csv")}, "not UTF-8"),
+])
+def test_bad_units_and_charts(client, extra, files, message):
+    r = post(client, extra=extra, **files)
+    assert r.status_code == 422 and message in error_of(r), r.text
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height pixels, with a tiny (broken) image body:
+    what an image bomb looks like to a reader that checks the header."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(
+            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("size", [(30_000, 30_000), (9_000, 6_000)])
+def test_pixel_bombs_are_refused_from_the_header(client, size):
+    t0 = time.perf_counter()
+    r = post(client, front=_png_header_only(*size))
+    assert r.status_code == 422, r.text
+    assert "more than 52 megapixels" in error_of(r)
+    assert time.perf_counter() - t0 < 5  # refused before decoding

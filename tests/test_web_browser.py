@@ -56,7 +56,7 @@ def test_predict_in_browser(server, browser, tmp_path):
     page, problems = _page(browser, viewport={"width": 1200, "height": 900})
     external = blocking_external(page)
     predict_on_page(page, server.url, ROOT / "examples/front.jpg", ROOT / "examples/side.jpg",
-                    171.3)
+                    171.3, size_chart="womens_tops")
     rows = page.locator("#measurements tbody tr")
     names = [rows.nth(i).get_attribute("data-name") for i in range(rows.count())]
     assert "chest_cm" in names and "waist_cm" in names and "hip_cm" in names
@@ -65,8 +65,13 @@ def test_predict_in_browser(server, browser, tmp_path):
     assert 70 < cm < 130 and inches == pytest.approx(cm / 2.54, abs=0.06)
     assert "IoU front" in page.inner_text("#iou")
     for link in ("#dl-obj", "#dl-glb", "#dl-json", "#dl-overlay"):
-        assert page.get_attribute(link, "href").startswith("/api/results/")
+        assert page.get_attribute(link, "href").startswith("/api/v1/results/")
     assert page.is_hidden("#error")
+    # The size panel: the example body's bust (91.4 cm) is EN 13402-3's women's M.
+    assert page.is_visible("#sizes-card")
+    size = page.locator('#sizes tr[data-garment="womens_tops"] td').all_inner_texts()
+    assert size[0] == "Women's tops" and size[1].startswith("M") and "% sure" in size[1]
+    assert "Chest good" in size[2]
 
     viewer_png = wait_for_rendered_viewer(page)  # WebGL drew the body
     assert distinct_colours(viewer_png) > 50
@@ -97,3 +102,9 @@ def test_form_checks_before_upload(server, browser):
     page.goto(server.url + "/")
     page.click("#submit")
     assert "both a front and a side photo" in page.inner_text("#error")
+    # The size charts offered are the shipped ones (from GET /api/v1/size-charts).
+    page.wait_for_selector('#size-chart option[value="mens_tops"]', state="attached")
+    values = page.eval_on_selector_all("#size-chart option", "os => os.map(o => o.value)")
+    assert values == ["", "mens_bottoms", "mens_tops", "womens_bottoms", "womens_tops"]
+    assert page.text_content('#size-chart option[value="mens_tops"]') == "Men's tops"
+    assert page.is_hidden("#sizes-card")

@@ -21,6 +21,11 @@ from bodyshape.segment import PhotoError, Segmenter, check_photo, facing_of, war
 
 HEIGHT_RANGE_CM = (50.0, 250.0)
 WEIGHT_RANGE_KG = (20.0, 300.0)
+# The largest image accepted, in pixels (width x height), checked from the file's header
+# before the pixels are decoded: phone cameras reach 50 megapixels (8160 x 6120), and an
+# RGB image of this size takes 150 MB once decoded. Larger images (decompression bombs: a
+# 30,000 x 30,000 PNG is under 1 MB on disk) are refused.
+MAX_PIXELS = 52_000_000
 SEX_CODES = {None: -1, "female": 0, "male": 1}
 # |toe cue| below this (fraction of body height) is too weak to decide a mask's facing. On
 # 2,000 held-out synthetic side views it was decisive in 99.6 % and never wrong
@@ -82,19 +87,34 @@ def decode_image(source, label: str) -> np.ndarray:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
-        with Image.open(source) as im:
+        with Image.open(source) as im:  # reads the header only
+            check_pixels(im.width, im.height, label)
             im = ImageOps.exif_transpose(im)
             im.load()  # truncated files fail here, not later
             rgb = np.asarray(im.convert("RGB"))
     except UnidentifiedImageError:  # PIL's message names the source: not for the user
         raise InputError(f"{label}: not a readable image (not a JPEG or PNG?)") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"{label}: not a readable image ({exc})") from exc
+    except Image.DecompressionBombError:  # PIL's own, larger limit, hit inside open()
+        raise InputError(f"{label}: the image has more than {MAX_PIXELS / 1e6:g} megapixels; "
+                         "use a smaller one") from None
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - PIL's decoders raise OSError, SyntaxError,
+        # struct.error, IndexError, EOFError... on corrupt data: all mean "unreadable"
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{label}: not a readable image ({reason})") from None
     if rgb.size == 0 or min(rgb.shape[:2]) < 16:
         raise InputError(f"{label}: the image is empty or tiny ({rgb.shape[1]}x{rgb.shape[0]})")
     if int(rgb.max()) == int(rgb.min()):
         raise InputError(f"{label}: the image is a single colour; no person in it")
     return rgb
+
+
+def check_pixels(width: int, height: int, label: str) -> None:
+    """Refuse an image over ``MAX_PIXELS`` (``InputError``, one line)."""
+    if width * height > MAX_PIXELS:
+        raise InputError(f"{label}: the image is {width}x{height} pixels, more than "
+                         f"{MAX_PIXELS / 1e6:g} megapixels; use a smaller one")
 
 
 def is_mask(image: np.ndarray) -> bool:
@@ -195,6 +215,11 @@ def read_view(source, view: str, segmenter: Callable[[], Segmenter], masks: bool
     Raises:
         InputError, segment.PhotoError: one line for the user.
     """
+    if isinstance(source, np.ndarray):
+        if source.ndim != 3 or source.shape[2] != 3 or source.dtype != np.uint8:
+            raise InputError(f"{view} image: expected an (H, W, 3) uint8 RGB array, got "
+                             f"{source.dtype} {source.shape}")
+        check_pixels(source.shape[1], source.shape[0], f"{view} image")
     image = source if isinstance(source, np.ndarray) else load_image(source)
     if masks or (masks is None and is_mask(image)):
         mask = mask_from_image(image)

@@ -3,11 +3,13 @@
 ``write_prediction(pred, out)`` builds everything in a temporary folder beside ``out`` and
 renames it into place, so a failed or killed run leaves nothing partial:
 
-- ``body.obj`` and ``body.glb``: the canonical A-pose mesh in the template topology, meters,
-  Z up, facing -Y (anny's axes). The GLB, for web viewers, uses glTF's Y-up axes (the mesh
-  turned so that it stands upright in a viewer).
-- ``measurements.json``: ``{"measurements": {name_cm: value}, "quality": {"iou_front",
-  "iou_side", "warnings"}, "height_cm", "sex", "units": "cm"}``.
+- ``body.obj`` and ``body.glb``: the canonical A-pose mesh in the template topology, meters.
+  The GLB uses glTF's axes (Y up, facing +Z). The OBJ format has no axis convention, and
+  common viewers (Blender's and three.js's OBJ importers, MeshLab, Windows 3D Viewer) take Y
+  as up, so by default the OBJ is written like the GLB (``obj_up="y"``); ``obj_up="z"``
+  keeps anny's axes (Z up, facing -Y).
+- ``measurements.json``: ``Prediction.to_dict(units)`` plus ``"sizes"`` (the size
+  recommendations, ``sizing.SizeRecommendation.to_dict``) when any are given.
 - ``shape.json``: the PCA coefficients, their count, the shape-model hash and the height
   scaling.
 - ``overlay.png``: each input with its person mask (blue tint) and the mesh's re-projected
@@ -29,21 +31,19 @@ from bodyshape.body.pose import POSE_NAMES
 from bodyshape.parts import colour_labels
 from bodyshape.fileio import atomic_dir
 from bodyshape.predict import Prediction, ViewFit
+from bodyshape.sizing import SizeRecommendation
 
 OVERLAY_HEIGHT = 640  # px of each panel in overlay.png
+OBJ_UP_AXES = ("y", "z")
 
 
-def measurements_json(pred: Prediction) -> dict:
-    """The content of ``measurements.json``."""
-    return {
-        "measurements": {k: round(float(v), 1) for k, v in pred.measurements.items()},
-        "quality": {"iou_front": round(pred.front.iou, 4), "iou_side": round(pred.side.iou, 4),
-                    "warnings": list(pred.warnings),
-                    "fit_pose": "fitted" if pred.pose_angles is not None else "canonical A-pose"},
-        "height_cm": pred.height_cm,
-        "sex": pred.sex,
-        "units": "cm",
-    }
+def measurements_json(pred: Prediction, units: str = "cm",
+                      sizes: tuple[SizeRecommendation, ...] = ()) -> dict:
+    """The content of ``measurements.json`` (module docs)."""
+    content = pred.to_dict(units)
+    if sizes:
+        content["sizes"] = [s.to_dict(units) for s in sizes]
+    return content
 
 
 def shape_json(pred: Prediction) -> dict:
@@ -52,6 +52,7 @@ def shape_json(pred: Prediction) -> dict:
             "n_components": int(len(pred.coeffs)),
             "shape_model_hash": pred.shape_model_hash,
             "height_scale": pred.scale,
+            "pose_source": pred.pose_source,
             "pose_deg": None if pred.pose_angles is None else {
                 view: {name: round(float(np.degrees(a)), 2)
                        for name, a in zip(POSE_NAMES, angles)}
@@ -102,23 +103,38 @@ def overlay_image(pred: Prediction) -> np.ndarray:
                       overlay_panel(pred.side, "side")])
 
 
+def y_up(vertices: np.ndarray) -> np.ndarray:
+    """(V, 3) meters in anny's axes (Z up, facing -Y) -> Y up, facing +Z (glTF's axes):
+    (x, y, z) -> (x, z, -y), a rotation (no mirroring)."""
+    v = np.asarray(vertices, np.float64)
+    return np.stack([v[:, 0], v[:, 2], -v[:, 1]], axis=1)
+
+
 def glb_bytes(vertices: np.ndarray, faces: np.ndarray) -> bytes:
     """The mesh as binary glTF, turned from Z up to glTF's Y up (facing +Z, the viewer)."""
-    v = np.asarray(vertices, np.float64)
-    yup = np.stack([v[:, 0], v[:, 2], -v[:, 1]], axis=1)  # (x, z, -y): Z up -> Y up, -Y -> +Z
-    mesh = trimesh.Trimesh(yup, faces, process=False)
+    mesh = trimesh.Trimesh(y_up(vertices), faces, process=False)
     return trimesh.exchange.gltf.export_glb(trimesh.Scene(mesh))
 
 
-def write_prediction(pred: Prediction, out: str | os.PathLike) -> Path:
-    """Write every output file into ``out`` atomically (module docs); returns ``out``."""
+def write_prediction(pred: Prediction, out: str | os.PathLike, *, units: str = "cm",
+                     obj_up: str = "y", sizes: tuple[SizeRecommendation, ...] = ()) -> Path:
+    """Write every output file into ``out`` atomically (module docs); returns ``out``.
+
+    Args:
+        units: "cm" or "in" for measurements.json.
+        obj_up: "y" (default; Y up, facing +Z, as most viewers expect) or "z" (anny's axes)
+            for body.obj.
+        sizes: size recommendations to add to measurements.json.
+    """
+    if obj_up not in OBJ_UP_AXES:
+        raise ValueError(f"obj_up must be 'y' or 'z', got {obj_up!r}")
     out = Path(out)
+    content = measurements_json(pred, units, sizes)  # checks the units before writing
     with atomic_dir(out) as tmp:
-        mesh = trimesh.Trimesh(pred.vertices, pred.faces, process=False)
-        mesh.export(tmp / "body.obj")
+        obj_vertices = y_up(pred.vertices) if obj_up == "y" else pred.vertices
+        trimesh.Trimesh(obj_vertices, pred.faces, process=False).export(tmp / "body.obj")
         (tmp / "body.glb").write_bytes(glb_bytes(pred.vertices, pred.faces))
-        (tmp / "measurements.json").write_text(json.dumps(measurements_json(pred), indent=2)
-                                               + "\n")
+        (tmp / "measurements.json").write_text(json.dumps(content, indent=2) + "\n")
         (tmp / "shape.json").write_text(json.dumps(shape_json(pred), indent=2) + "\n")
         if not cv2.imwrite(str(tmp / "overlay.png"),
                            cv2.cvtColor(overlay_image(pred), cv2.COLOR_RGB2BGR)):

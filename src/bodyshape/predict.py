@@ -37,6 +37,7 @@ import torch
 from bodyshape.assets import DEFAULT_CHECKPOINT, DEFAULT_SHAPE_MODEL
 from bodyshape.body import BodyModel
 from bodyshape.calibrate import Calibrated, CalibrationSpec, calibrate
+from bodyshape.accuracy import measured_errors
 from bodyshape.checkpoint import Checkpoint, load_checkpoint
 from bodyshape.fitcheck import Reprojection, fit_view
 from bodyshape.inputs import (InputError, ViewInput, check_height, check_pair, check_sex,
@@ -45,6 +46,7 @@ from bodyshape.measure import measure_bodies
 from bodyshape.nets.inputs import NetInput, run_network, to_device
 from bodyshape.parts import parts_from_landmarks
 from bodyshape.segment import Segmenter
+from bodyshape.units import check_units, convert_names
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +101,9 @@ class Prediction:
             the fit check drew: fitted to the silhouettes (``fit_pose``/``refine``), else the
             network's own (pose heads), else None (the canonical A-pose).
         pose_source: "fitted", "network" or None, where ``pose_angles`` came from.
+        errors_cm: measurement name -> the network's mean absolute error, cm, measured on
+            held-out data (``accuracy.measured_errors``); empty when not measured for this
+            network.
     """
 
     coeffs: np.ndarray
@@ -115,6 +120,30 @@ class Prediction:
     pose_angles: np.ndarray | None = None
     pose_source: str | None = None
     weight_kg: float | None = None
+    errors_cm: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self, units: str = "cm") -> dict:
+        """The content of ``measurements.json``, in ``units`` ("cm" or "in").
+
+        ``{"measurements": {name_<units>: value}, "errors": {name_<units>: mean absolute
+        error}, "quality": {"iou_front", "iou_side", "warnings", "fit_pose"}, "height_cm",
+        "sex", "units"}``: measurement names end in the unit (``chest_cm`` or ``chest_in``),
+        values are rounded to 0.1; ``errors`` holds the network's measured error per
+        measurement where one is known (``accuracy.measured_errors``), else it is empty.
+        """
+        check_units(units)
+        return {
+            "measurements": convert_names(self.measurements, units),
+            "errors": convert_names(self.errors_cm, units, digits=2),
+            "quality": {"iou_front": round(self.front.iou, 4),
+                        "iou_side": round(self.side.iou, 4), "warnings": list(self.warnings),
+                        "fit_pose": {"fitted": "fitted", "network": "network's pose",
+                                     None: "canonical A-pose"}[self.pose_source]},
+            "height_cm": self.height_cm,
+            "sex": self.sex,
+            "weight_kg": self.weight_kg,
+            "units": units,
+        }
 
 
 @dataclass(frozen=True, eq=False)
@@ -152,6 +181,7 @@ class Predictor:
         self.spec = CalibrationSpec(**checkpoint.calibration)
         self.k = checkpoint.spec.n_components  # coefficients the network predicts
         self._segmenter: Segmenter | None = None
+        self.errors_cm = measured_errors(checkpoint)
 
     @classmethod
     def load(cls, checkpoint: str | os.PathLike = DEFAULT_CHECKPOINT,
@@ -160,9 +190,16 @@ class Predictor:
         return cls(load_checkpoint(checkpoint), BodyModel.load(shape_model), device)
 
     def close(self) -> None:
+        """Release the segmentation model (the predictor loads it again if called)."""
         if self._segmenter is not None:
             self._segmenter.close()
             self._segmenter = None
+
+    def __enter__(self) -> "Predictor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     @torch.no_grad()
     def __call__(self, front, side, height_cm, sex: str | None = None,
@@ -216,7 +253,7 @@ class Predictor:
             warnings=self._shape_warnings(shape.coeffs) + view_fits[0].warnings
             + view_fits[1].warnings,
             shape_model_hash=self.body.shape.model_hash, pose_angles=pose_angles,
-            pose_source=pose_source, weight_kg=weight)
+            pose_source=pose_source, weight_kg=weight, errors_cm=dict(self.errors_cm))
 
     def _segmenter_once(self) -> Segmenter:
         """The segmenter, loaded on first use (mask-only callers never load it)."""

@@ -29,6 +29,8 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from bodyshape.native_logs import native_logs
+
 logger = logging.getLogger(__name__)
 
 View = Literal["front", "side"]
@@ -228,9 +230,10 @@ class Segmenter:
         self.threshold = float(threshold)
         self.find_others = bool(find_others)
         self._lock = threading.Lock()
-        self._pose = mp.solutions.pose.Pose(
-            static_image_mode=True, model_complexity=1, enable_segmentation=True,
-            min_detection_confidence=min_detection_confidence)
+        with native_logs():  # MediaPipe's C++ log lines go to logging (native_logs)
+            self._pose = mp.solutions.pose.Pose(
+                static_image_mode=True, model_complexity=1, enable_segmentation=True,
+                min_detection_confidence=min_detection_confidence)
 
     def __enter__(self) -> Segmenter:
         return self
@@ -250,7 +253,8 @@ class Segmenter:
         with self._lock:
             if self._pose is None:
                 raise RuntimeError("Segmenter is closed")
-            res = self._pose.process(img)
+            with native_logs():
+                res = self._pose.process(img)
         h, w = img.shape[:2]
         soft = (np.zeros((h, w), np.float32) if res.segmentation_mask is None
                 else np.asarray(res.segmentation_mask, dtype=np.float32))

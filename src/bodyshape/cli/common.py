@@ -1,9 +1,11 @@
 """Helpers shared by the command modules: errors, option parsers, shared options, defaults.
 
-``fail`` is the one way a command reports a usage or input error (one ``error: ...`` line on
-stderr, exit status 2). ``default_of`` reads an option's default from the library's own
-config dataclass or function signature, lazily, so that ``bodyshape --help`` does not
-import torch and no default number is copied into the CLI.
+``fail`` is the one way a command reports a usage error (one ``error: ...`` line on stderr,
+exit status 2) and ``reject`` an input the library refused (exit status 3); the exit
+statuses are ``EXIT_*`` below (docs/PREDICT.md, *Exit status*). ``default_of`` reads an
+option's default from the library's own config dataclass or function signature, lazily, so
+that ``bodyshape --help`` does not import torch and no default number is copied into the
+CLI.
 """
 
 from __future__ import annotations
@@ -22,10 +24,22 @@ import click
 from bodyshape.assets import DEFAULT_CHECKPOINT, DEFAULT_SHAPE_MODEL
 
 
-def fail(message: str) -> NoReturn:
-    """Print ``error: MESSAGE`` on one line to stderr and exit with status 2."""
+EXIT_OK = 0
+EXIT_PARTIAL = 1  # a batch finished, but some of its items failed (each reported)
+EXIT_USAGE = 2  # bad or missing options, files or folders (click's own usage errors too)
+EXIT_REJECTED = 3  # an input the library refused: unusable photo, mask or image
+EXIT_INTERNAL = 4  # an unexpected failure (a bug): one line; -v shows the traceback
+
+
+def fail(message: str, status: int = EXIT_USAGE) -> NoReturn:
+    """Print ``error: MESSAGE`` on one line to stderr and exit with ``status`` (2: usage)."""
     click.echo(f"error: {message}", err=True)
-    sys.exit(2)
+    sys.exit(status)
+
+
+def reject(message: str) -> NoReturn:
+    """An input the library refused: ``error: MESSAGE`` on stderr, exit status 3."""
+    fail(message, EXIT_REJECTED)
 
 
 def setup_logging(verbose: int) -> None:
@@ -140,3 +154,29 @@ def load_shape_model(path: Path):
         return ShapeModel.load(path)
     except Exception as exc:  # corrupt npz: one line naming the file
         fail(f"cannot load shape model {path}: {exc}")
+
+
+def units_option():
+    """``--units cm|in``: the unit of the printed and written measurements."""
+    return click.option("--units", type=click.Choice(["cm", "in"]), default="cm",
+                        show_default=True,
+                        help="Unit of the printed measurements and of measurements.json "
+                        "(names end in _cm or _in).")
+
+
+def size_chart_option():
+    """``--size-chart CHART`` (repeatable): a chart CSV or the name of a shipped chart."""
+    return click.option("--size-chart", "size_charts", multiple=True, metavar="CHART",
+                        help="Recommend a size from this chart: a CSV file (docs/SIZING.md) "
+                        "or a shipped chart (womens_tops, womens_bottoms, mens_tops, "
+                        "mens_bottoms). Repeatable.")
+
+
+def load_charts(names) -> tuple:
+    """Parse every ``--size-chart`` given (before any slow load), or fail with one line."""
+    from bodyshape.sizing import ChartError, load_chart
+
+    try:
+        return tuple(load_chart(n) for n in names)
+    except ChartError as exc:
+        fail(str(exc))

@@ -173,17 +173,22 @@ def pca_summary(model):
               default=Path("work/shape"), show_default=True,
               help="Folder for the intermediate bodies (resumable).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Output model [default: the shipped model for --preset default, "
-                   "WORK/shape_model.npz otherwise].")
+              help="Output model [default: WORK/shape_model.npz]. The shipped model is "
+              "written over only with --force.")
+@click.option("--force", is_flag=True,
+              help="Allow --out to be the packaged model (src/bodyshape/data/"
+              "shape_model.npz); the shipped network was trained for the current one.")
 @click.option("--workers", type=click.IntRange(1), default=default_of(f"{BUILD}:build", "workers"),
               show_default=True, help="Processes.")
-def build_shape_model(preset, work, out, workers):
+def build_shape_model(preset, work, out, force, workers):
     """Build a shape model from anny bodies end to end and print its summary."""
     from bodyshape.shape.build import PRESETS, build
 
-    spec = PRESETS[preset]
-    out = out or (DEFAULT_SHAPE_MODEL if preset == "default" else work / "shape_model.npz")
-    model = build(spec, work, out, workers=workers)
+    out = out or work / "shape_model.npz"
+    if out.resolve() == DEFAULT_SHAPE_MODEL.resolve() and not force:
+        fail(f"{out} is the packaged shape model; the shipped network was trained for it. "
+             "Give another --out, or --force to replace it")
+    model = build(PRESETS[preset], work, out, workers=workers)
     click.echo(model.summary())
     click.echo(f"saved {out}")
 

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bodyshape.extras import require_extra
+
 logger = logging.getLogger(__name__)
 
 #: Topologies offered by ``bodyshape bodies`` (anny names). The first is the template.
@@ -131,8 +133,8 @@ def anny_model(topology: str):
         raise ValueError(f"unknown topology {topology!r}; choose from {', '.join(TOPOLOGIES)}")
     configure_anny_cache()
     import torch
-    import anny
 
+    anny = require_extra("anny")
     logger.info("building anny model for topology %s (first time: minutes)", topology)
     model = anny.Anny(topology=topology, local_changes="default").to(dtype=torch.float64)
     model.eval()
@@ -144,11 +146,11 @@ def _phenotype_distributions():
     """anny's WHO-calibrated conditional Beta distributions (boys, girls) and age mapping."""
     configure_anny_cache()
     import torch
-    from anny.paths import get_anny_root_dir
-    from anny.shape_distribution import (
-        ConditionalBetaDistribution,
-        MorphologicalAgeMapping,
-    )
+
+    get_anny_root_dir = require_extra("anny.paths").get_anny_root_dir
+    distributions = require_extra("anny.shape_distribution")
+    ConditionalBetaDistribution = distributions.ConditionalBetaDistribution  # noqa: N806
+    MorphologicalAgeMapping = distributions.MorphologicalAgeMapping  # noqa: N806
 
     root = Path(get_anny_root_dir()) / "data" / "shape_calibration"
     out = {}

@@ -170,8 +170,10 @@ def _fit_mixture(
     whitened: np.ndarray, n_mixture: int, rng: np.random.Generator
 ) -> MixtureParams:
     """Full-covariance Gaussian mixture (scikit-learn) of whitened coefficients (N, K)."""
-    from sklearn.mixture import GaussianMixture
-    from threadpoolctl import threadpool_limits
+    from bodyshape.extras import require_extra
+
+    GaussianMixture = require_extra("sklearn.mixture").GaussianMixture  # noqa: N806
+    threadpool_limits = require_extra("threadpoolctl").threadpool_limits
 
     gmm = GaussianMixture(
         n_components=n_mixture,

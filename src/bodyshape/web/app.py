@@ -4,11 +4,15 @@
 
 - ``GET /``: the page (``static/index.html``; its scripts, styles and the vendored
   ``<model-viewer>`` are served from ``/static``, nothing comes from the internet).
-- ``POST /api/predict``: multipart ``front``, ``side`` (JPEG/PNG photos or person masks),
-  ``height_cm``, optional ``sex`` and ``fit_pose``; returns the measurements, the fit quality and the URLs
-  of the result files (docs/WEB.md).
-- ``GET /api/results/{id}/{name}``: a result file, ``name`` one of ``store.RESULT_FILES``.
-- ``GET /api/health``; ``GET /openapi.json`` (no /docs: Swagger UI loads from a CDN).
+- ``POST /api/v1/predict``: multipart ``front``, ``side`` (JPEG/PNG photos or person masks),
+  ``height_cm``, optional ``sex``, ``fit_pose``, ``units`` and size charts (``size_chart``
+  names of shipped charts, ``size_chart_file`` a CSV); returns the measurements, the fit
+  quality, the size recommendations and the URLs of the result files (docs/WEB.md).
+- ``GET /api/v1/results/{id}/{name}``: a result file, ``name`` one of ``store.RESULT_FILES``.
+- ``GET /api/v1/health``, ``GET /api/v1/size-charts``; ``GET /openapi.json`` (no /docs:
+  Swagger UI loads from a CDN).
+- The unversioned ``/api/...`` paths of the first release answer the same (aliases, left out
+  of the schema).
 
 The model is loaded once, at start-up (or injected). The Predictor (MediaPipe + torch) is
 not thread-safe, so every prediction runs on one dedicated worker thread, in arrival order,
@@ -31,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
-from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi import APIRouter, FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -40,8 +44,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from bodyshape.assets import DEFAULT_CHECKPOINT, DEFAULT_SHAPE_MODEL
 from bodyshape.inputs import SEX_CODES, InputError, check_height, decode_image
 from bodyshape.outputs import measurements_json
-from bodyshape.predict import Prediction, Predictor
-from bodyshape.web.models import ErrorBody, Health, PredictResult
+from bodyshape.predict import Predictor
+from bodyshape.sizing import (ChartError, SizeChart, load_chart, parse_chart,
+                              recommend_charts, shipped_charts)
+from bodyshape.units import UNITS
+from bodyshape.web.models import ErrorBody, Health, PredictResult, SizeCharts
 from bodyshape.web.store import RESULT_FILES, ResultStore
 
 logger = logging.getLogger(__name__)
@@ -49,6 +56,8 @@ logger = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
 MB = 1024 * 1024
 JPEG_MAGIC, PNG_MAGIC = b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n"
+API_PREFIX, LEGACY_PREFIX = "/api/v1", "/api"  # the first release's paths stay as aliases
+MAX_CHART_BYTES = 256 * 1024  # an uploaded size chart (CSV)
 FORM_OVERHEAD = 1 * MB  # multipart framing and the text fields, on top of the two files
 # Everything from this origin; 'wasm-unsafe-eval' lets <model-viewer> compile its bundled
 # WebAssembly (it allows no JavaScript eval).
@@ -178,16 +187,22 @@ class PredictionService:
         self.store.close()
 
     def _predict(self, images: dict[str, bytes], height: float, sex: str | None,
-                 fit_pose: bool = False) -> tuple[Prediction, str]:
-        """On the prediction thread: decode, predict, store. -> (Prediction, result id)."""
+                 fit_pose: bool, units: str, charts: tuple[SizeChart, ...]) -> dict:
+        """On the prediction thread: decode, predict, recommend sizes, store -> the
+        response's result fields (``measurements_json`` + ``id``)."""
         # The CLI's decoder (EXIF, truncation, one colour), naming the upload in messages.
         arrays = {view: decode_image(io.BytesIO(data), f"{view} photo")
                   for view, data in images.items()}
         pred = self.predictor(arrays["front"], arrays["side"], height, sex, fit_pose=fit_pose)
-        return pred, self.store.save(pred)
+        sizes = recommend_charts(pred.measurements, charts, pred.errors_cm)
+        rid = self.store.save(pred, units=units, sizes=sizes)
+        logger.info("result %s: IoU front %.3f side %.3f, %d warning(s)", rid, pred.front.iou,
+                    pred.side.iou, len(pred.warnings))
+        return {"id": rid, **measurements_json(pred, units, sizes)}
 
-    async def predict(self, images: dict[str, bytes], height: float,
-                      sex: str | None, fit_pose: bool = False) -> tuple[Prediction, str]:
+    async def predict(self, images: dict[str, bytes], height: float, sex: str | None,
+                      fit_pose: bool = False, units: str = "cm",
+                      charts: tuple[SizeChart, ...] = ()) -> dict:
         """Run one prediction on the prediction thread; raises ApiError (422/500/503)."""
         with self._lock:
             if self.pending >= self.max_pending:
@@ -197,7 +212,7 @@ class PredictionService:
         try:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._executor, self._predict, images, height,
-                                              sex, fit_pose)
+                                              sex, fit_pose, units, charts)
         except ValueError as exc:  # InputError, PhotoError: one line for the user
             raise ApiError(422, str(exc)) from None
         except Exception:
@@ -225,6 +240,33 @@ def _validation_message(exc: RequestValidationError) -> str:
         parts.append(f"missing field '{field}'" if err.get("type") == "missing"
                      else f"{field}: {err.get('msg', 'invalid value')}")
     return "; ".join(parts) or "invalid request"
+
+
+async def read_charts(names: list[str] | None, upload: UploadFile | None
+                      ) -> tuple[SizeChart, ...]:
+    """The size charts of a request: shipped ones by name, plus an uploaded CSV (422 for a
+    bad one, 413 over ``MAX_CHART_BYTES``)."""
+    charts = []
+    try:
+        for name in names or ():
+            name = name.strip()
+            if name and name not in shipped_charts():
+                raise ChartError(f"no shipped size chart {name!r} (shipped: "
+                                 f"{', '.join(shipped_charts())})")
+            if name:
+                charts.append(load_chart(name))
+        if upload is not None and upload.filename:
+            data = await upload.read(MAX_CHART_BYTES + 1)
+            if len(data) > MAX_CHART_BYTES:
+                raise ApiError(413, f"the size chart is larger than {MAX_CHART_BYTES // 1024} KB")
+            try:
+                text = data.decode("utf-8-sig")
+            except UnicodeDecodeError:
+                raise ChartError("the size chart is not UTF-8 text") from None
+            charts.append(parse_chart(text, "size chart"))
+    except ChartError as exc:
+        raise ApiError(422, str(exc)) from None
+    return tuple(charts)
 
 
 def create_app(predictor: Predictor | None = None, *,
@@ -293,7 +335,9 @@ def create_app(predictor: Predictor | None = None, *,
     async def index() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers={"cache-control": "no-cache"})
 
-    @app.get("/api/health", response_model=Health)
+    api = APIRouter()
+
+    @api.get("/health", response_model=Health)
     async def health(request: Request) -> dict:
         """Liveness, the queue length and the upload limits."""
         service = request.app.state.service
@@ -301,7 +345,14 @@ def create_app(predictor: Predictor | None = None, *,
                 "max_upload_mb": max_file / MB, "ttl_minutes": ttl_minutes,
                 "result_files": list(RESULT_FILES)}
 
-    @app.post("/api/predict", response_model=PredictResult, responses=_ERRORS)
+    @api.get("/size-charts", response_model=SizeCharts)
+    async def size_charts() -> dict:
+        """The shipped size charts: name -> their garments and sizes (docs/SIZING.md)."""
+        return {"charts": {name: {g: [s.label for s in sizes]
+                                  for g, sizes in load_chart(name).garments.items()}
+                           for name in shipped_charts()}}
+
+    @api.post("/predict", response_model=PredictResult, responses=_ERRORS)
     async def predict(
         request: Request,
         front: UploadFile = File(..., description="Front photo (JPEG/PNG) or person mask"),
@@ -309,33 +360,43 @@ def create_app(predictor: Predictor | None = None, *,
         height_cm: float = Form(..., description="The person's height, 50-250 cm"),
         sex: str | None = Form(None, description="'female', 'male' or empty"),
         fit_pose: bool = Form(False, description="Fit the pose so the overlay and IoU show "
-                              "the posed body (slower, see docs/BENCHMARKS.md); measurements unchanged"),
+                              "the posed body (slower, see docs/BENCHMARKS.md); measurements "
+                              "unchanged"),
+        units: str = Form("cm", description="'cm' or 'in': the unit of the measurements"),
+        size_chart: list[str] | None = Form(None, description="Shipped size chart(s) to "
+                                            "recommend a size from (GET size-charts)"),
+        size_chart_file: UploadFile | None = File(None, description="Your own size chart, "
+                                                  "CSV (docs/SIZING.md), at most 256 KB"),
     ) -> dict:
         """Measure one front/side pair; the result files stay available for the TTL."""
         sex = (sex or "").strip().lower() or None  # the page sends "" for "not given"
+        units = (units or "cm").strip().lower()
         try:
             height = check_height(height_cm)
             if sex not in SEX_CODES:
                 raise InputError(f"sex must be 'female', 'male' or empty, got {sex!r}")
+            if units not in UNITS:
+                raise InputError(f"units must be 'cm' or 'in', got {units!r}")
         except InputError as exc:
             raise ApiError(422, str(exc)) from None
+        charts = await read_charts(size_chart, size_chart_file)
         images = {view: await read_upload(upload, f"{view} photo", max_file)
                   for view, upload in (("front", front), ("side", side))}
         t0 = time.perf_counter()
-        pred, rid = await request.app.state.service.predict(images, height, sex, fit_pose)
+        result = await request.app.state.service.predict(images, height, sex, fit_pose, units,
+                                                         charts)
         elapsed = time.perf_counter() - t0
-        logger.info("result %s: %.2f s, IoU front %.3f side %.3f, %d warning(s)", rid,
-                    elapsed, pred.front.iou, pred.side.iou, len(pred.warnings))
+        rid = result["id"]
         expires = request.app.state.store.expires_at(rid) or time.time()
-        return {"id": rid, **measurements_json(pred),
-                "urls": {key: f"/api/results/{rid}/{name}" for key, name in (
+        return {**result,
+                "urls": {key: f"{API_PREFIX}/results/{rid}/{name}" for key, name in (
                     ("obj", "body.obj"), ("glb", "body.glb"), ("json", "measurements.json"),
                     ("overlay", "overlay.png"))},
                 "expires_at": datetime.fromtimestamp(expires, timezone.utc).isoformat(
                     timespec="seconds"),
                 "elapsed_s": round(elapsed, 3)}
 
-    @app.get("/api/results/{rid}/{name}", responses={404: {"model": ErrorBody}})
+    @api.get("/results/{rid}/{name}", responses={404: {"model": ErrorBody}})
     async def result_file(request: Request, rid: str, name: str) -> FileResponse:
         """A file of a live result: body.obj, body.glb, measurements.json or overlay.png."""
         path = request.app.state.store.file(rid, name)
@@ -343,6 +404,9 @@ def create_app(predictor: Predictor | None = None, *,
             raise ApiError(404, "no such result file (unknown or expired)")
         return FileResponse(path, media_type=RESULT_FILES[name],
                             headers={"cache-control": "private, max-age=3600"})
+
+    app.include_router(api, prefix=API_PREFIX)
+    app.include_router(api, prefix=LEGACY_PREFIX, include_in_schema=False)
 
     return app
 

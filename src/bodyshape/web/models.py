@@ -32,17 +32,46 @@ class ResultUrls(BaseModel):
     overlay: str = Field(description="overlay.png: each photo with mask and mesh outline")
 
 
+class MeasurementFit(BaseModel):
+    """How one body measurement fits the recommended size."""
+
+    measurement: str = Field(description="e.g. chest_cm (or chest_in)")
+    value: float = Field(description="the body's value, in the request's units")
+    range: list[float] = Field(description="[low, high]: the size's body range")
+    fit: str = Field(description="tight (body above the range), good, or loose (below)")
+    off: float = Field(description="how far outside the range (0 inside)")
+    error: float | None = Field(description="mean absolute error of the measurement, or null")
+
+
+class SizeRecommendation(BaseModel):
+    """The size to buy for one garment of a size chart (docs/SIZING.md)."""
+
+    garment: str
+    size: str
+    between: list[str] | None = Field(description="[smaller, larger] when two sizes are close")
+    confidence: float | None = Field(description="chance (0-1) that the size is right, or "
+                                     "null when the errors are unknown")
+    outside_chart: bool = Field(description="a measurement lies beyond every size")
+    note: str = Field(description="one line for people")
+    fits: list[MeasurementFit]
+
+
 class PredictResult(BaseModel):
     """One prediction: the content of measurements.json plus the result's id and URLs."""
 
     model_config = ConfigDict(extra="allow")
 
     id: str = Field(description="random result id (32 hex digits)")
-    measurements: dict[str, float] = Field(description="name -> centimeters, e.g. chest_cm")
+    measurements: dict[str, float] = Field(description="name -> value in `units`, e.g. "
+                                           "chest_cm (or chest_in)")
+    errors: dict[str, float] = Field(description="name -> the network's measured mean "
+                                     "absolute error, where known")
+    sizes: list[SizeRecommendation] = Field(default=[], description="one per garment of the "
+                                            "size charts asked for")
     quality: Quality
     height_cm: float
     sex: str | None
-    units: str = "cm"
+    units: str = Field("cm", description="'cm' or 'in'")
     urls: ResultUrls
     expires_at: str = Field(description="when the result files are removed (ISO 8601, UTC)")
     elapsed_s: float = Field(description="server time for the prediction, seconds")
@@ -57,3 +86,9 @@ class Health(BaseModel):
     max_upload_mb: float = Field(description="largest accepted photo, MB (MiB), per file")
     ttl_minutes: float = Field(description="how long results stay downloadable")
     result_files: list[str]
+
+
+class SizeCharts(BaseModel):
+    """The shipped size charts: name -> garment -> size labels, smallest first."""
+
+    charts: dict[str, dict[str, list[str]]]

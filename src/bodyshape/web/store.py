@@ -54,10 +54,11 @@ class ResultStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self.ttl_s = float(ttl_s)
 
-    def save(self, pred: Prediction) -> str:
-        """Write a prediction under a new random id; returns the id."""
+    def save(self, pred: Prediction, **options) -> str:
+        """Write a prediction under a new random id (``options``: of ``write_prediction``,
+        e.g. ``units``, ``sizes``); returns the id."""
         rid = secrets.token_hex(16)
-        write_prediction(pred, self.root / rid)
+        write_prediction(pred, self.root / rid, **options)
         return rid
 
     def expires_at(self, rid: str) -> float | None:

@@ -95,18 +95,26 @@ def blocking_external(page) -> list[str]:
 
 
 def predict_on_page(page, base_url: str, front: Path, side: Path, height_cm: float,
-                    sex: str | None = None, timeout_ms: float = 120_000) -> None:
+                    sex: str | None = None, size_chart: str | None = None,
+                    timeout_ms: float = 120_000) -> None:
     """Open the page, upload the pair through the file inputs, submit, and wait until the
-    measurement table is filled and the 3D viewer has loaded the mesh."""
+    measurement table is filled and the 3D viewer has loaded the mesh (and, with a
+    ``size_chart``, the size table is filled)."""
     page.goto(base_url + "/")
     page.set_input_files("#front", str(front))
     page.set_input_files("#side", str(side))
     page.fill("#height", f"{height_cm:g}")
     if sex:
         page.select_option("#sex", sex)
+    if size_chart:
+        page.wait_for_selector(f'#size-chart option[value="{size_chart}"]', state="attached",
+                               timeout=timeout_ms)
+        page.select_option("#size-chart", size_chart)
     page.click("#submit")
     page.wait_for_selector("#measurements tbody tr", timeout=timeout_ms)
     page.wait_for_selector("#viewer[data-loaded]", state="attached", timeout=timeout_ms)
+    if size_chart:
+        page.wait_for_selector("#sizes tbody tr", timeout=timeout_ms)
     # The overlay image is part of the result: wait until it has decoded.
     page.wait_for_function("() => { const i = document.querySelector('#overlay');"
                            " return i.complete && i.naturalWidth > 0; }", timeout=timeout_ms)

@@ -2,6 +2,7 @@
 // Everything the server sends is inserted as text (textContent), never as HTML.
 
 const $ = (selector) => document.querySelector(selector);
+const API = "/api/v1";
 const CM_PER_INCH = 2.54;
 const TYPES = ["image/jpeg", "image/png"];
 
@@ -14,6 +15,9 @@ function showError(message) {
   box.hidden = !message;
   if (message) box.scrollIntoView({ behavior: "smooth", block: "nearest" });
 }
+
+// "womens_tops" -> "Women's tops"
+const garmentLabel = (name) => label(name).replace(/^(Wom|M)ens /, "$1en's ");
 
 function label(name) {
   const words = name.replace(/_cm$/, "").replace(/_/g, " ");
@@ -104,6 +108,8 @@ function render(result) {
     tbody.append(row);
   }
 
+  renderSizes(result.sizes || []);
+
   const q = result.quality;
   $("#iou").textContent =
     `IoU front ${q.iou_front.toFixed(2)} · side ${q.iou_side.toFixed(2)}`;
@@ -129,6 +135,27 @@ function render(result) {
   viewer.removeAttribute("data-loaded");
   viewer.src = result.urls.glb;
   $("#results").hidden = false;
+}
+
+function renderSizes(sizes) {
+  const tbody = $("#sizes tbody");
+  tbody.replaceChildren();
+  for (const rec of sizes) {
+    const row = document.createElement("tr");
+    row.dataset.garment = rec.garment;
+    let size = rec.size;
+    if (rec.between) size += ` (between ${rec.between[0]} and ${rec.between[1]})`;
+    if (rec.confidence !== null) size += ` · ${Math.round(100 * rec.confidence)} % sure`;
+    if (rec.outside_chart) size += " · outside the chart";
+    const fits = rec.fits.map((f) => `${label(f.measurement.replace(/_in$/, "_cm"))} ${f.fit}`);
+    for (const text of [garmentLabel(rec.garment), size, fits.join(", ")]) {
+      const cell = document.createElement("td");
+      cell.textContent = text;
+      row.append(cell);
+    }
+    tbody.append(row);
+  }
+  $("#sizes-card").hidden = sizes.length === 0;
 }
 
 const viewer = $("#viewer");
@@ -167,9 +194,10 @@ function submit(event) {
   form.append("height_cm", String(height));
   form.append("sex", $("#sex").value);
   form.append("fit_pose", $("#fit-pose").checked ? "true" : "false");
+  if ($("#size-chart").value) form.append("size_chart", $("#size-chart").value);
 
   const xhr = new XMLHttpRequest();
-  xhr.open("POST", "/api/predict");
+  xhr.open("POST", `${API}/predict`);
   xhr.responseType = "json";
   setBusy(true, "Uploading…");
   xhr.upload.addEventListener("progress", (e) => {
@@ -198,6 +226,16 @@ function submit(event) {
 $("#form").addEventListener("submit", submit);
 
 // The server's limits (the page works with the defaults if this fails).
-fetch("/api/health").then((r) => r.json()).then((health) => {
+fetch(`${API}/health`).then((r) => r.json()).then((health) => {
   if (health.max_upload_mb) state.maxBytes = health.max_upload_mb * 1024 * 1024;
+}).catch(() => {});
+
+// The shipped size charts, as choices.
+fetch(`${API}/size-charts`).then((r) => r.json()).then((body) => {
+  for (const name of Object.keys(body.charts)) {
+    const option = document.createElement("option");
+    option.value = name;
+    option.textContent = garmentLabel(name);
+    $("#size-chart").append(option);
+  }
 }).catch(() => {});
