@@ -3,6 +3,8 @@ girths, devices, and their path from training through evaluation to prediction."
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -206,3 +208,31 @@ def test_cli_train_v2_options_and_device_errors(data, tmp_path, small_model_path
     res = CliRunner().invoke(main, ["train", "--help"])
     for opt in ("--parts", "--weight-input", "--pose-weight", "--girth-weight", "--device"):
         assert opt in res.output
+
+
+def test_cli_predict_weight_and_batch_column(data, v2_branches, tmp_path, small_model_path):
+    import cv2
+
+    from bodyshape.dataset.shard_format import read_shard
+
+    root, _ = data
+    res = CliRunner().invoke(main, ["predict", "--front", str(small_model_path), "--side",
+                                    str(small_model_path), "--height-cm", "170",
+                                    "--weight-kg", "5"])
+    assert res.exit_code == 2 and "weight 5 kg is outside" in res.output
+    masks = read_shard(root / "val" / "shard-00000.npz").masks[0]
+    for name, m in (("f.png", masks[0]), ("s.png", masks[1])):
+        cv2.imwrite(str(tmp_path / name), cv2.resize(m, (256, 256),
+                                                       interpolation=cv2.INTER_NEAREST))
+    (tmp_path / "pairs.csv").write_text("id,front,side,height_cm,sex,weight_kg\n"
+                                        "a,f.png,s.png,170,,70\nb,f.png,s.png,170,,oops\n")
+    res = CliRunner().invoke(main, ["predict", "--batch", str(tmp_path / "pairs.csv"),
+                                    "--out", str(tmp_path / "out"), "--model",
+                                    str(v2_branches["fusion"]), "--shape-model",
+                                    str(small_model_path), "--device", "cpu"])
+    assert res.exit_code == 1, res.output  # one pair failed
+    assert "a: ok" in res.output and "weight must be a number" in res.output
+    shape = json.loads((tmp_path / "out" / "a" / "shape.json").read_text())
+    assert shape["pose_source"] == "network" and set(shape["pose_deg"]) == {"front", "side"}
+    assert json.loads((tmp_path / "out" / "a" / "measurements.json").read_text())[
+        "weight_kg"] == 70

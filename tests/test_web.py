@@ -425,3 +425,14 @@ def test_pixel_bombs_are_refused_from_the_header(client, size):
     assert r.status_code == 422, r.text
     assert "more than 52 megapixels" in error_of(r)
     assert time.perf_counter() - t0 < 5  # refused before decoding
+
+
+def test_weight_is_checked_and_passed_on(client, result):
+    r = post(client, extra={"weight_kg": "heavy"})
+    assert r.status_code == 422 and "weight" in error_of(r)
+    r = post(client, extra={"weight_kg": "900"})
+    assert r.status_code == 422 and "20-300 kg" in error_of(r)
+    r = post(client, extra={"weight_kg": "64.5"})
+    assert r.status_code == 200 and r.json()["weight_kg"] == 64.5
+    # The shipped network does not read the weight: the same answer as without it.
+    assert r.json()["measurements"] == result["measurements"]

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import click
 
-from bodyshape.cli.common import (EXIT_PARTIAL, checkpoint_option, fail, load_charts, reject,
-                                  require_files, shape_model_option, size_chart_option,
-                                  units_option)
+from bodyshape.cli.common import (EXIT_PARTIAL, checkpoint_option, device_option, fail,
+                                  load_charts, open_device, reject, require_files,
+                                  shape_model_option, size_chart_option, units_option)
 
 BATCH_COLUMNS = ("id", "front", "side", "height_cm")
 
@@ -46,7 +46,7 @@ def _rows(path: Path) -> list[dict]:
             missing = [c for c in BATCH_COLUMNS if c not in (reader.fieldnames or [])]
             if missing:
                 fail(f"{path}: missing column(s) {', '.join(missing)}; expected "
-                     "id,front,side,height_cm[,sex]")
+                     "id,front,side,height_cm[,sex][,weight_kg]")
             return list(reader)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         fail(f"{path}: cannot read the CSV ({exc})")
@@ -61,9 +61,12 @@ def _rows(path: Path) -> list[dict]:
 @click.option("--sex", type=click.Choice(["female", "male"]), default=None,
               help="The person's sex, if known (the network was trained with and without "
               "it; giving it helps a little).")
+@click.option("--weight-kg", type=float, default=None,
+              help="The person's weight, kg, if known (used by weight-aware networks; the "
+              "shipped one is not).")
 @click.option("--batch", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              default=None, help="CSV with columns id,front,side,height_cm[,sex]; paths "
-              "relative to the CSV.")
+              default=None, help="CSV with columns id,front,side,height_cm[,sex][,weight_kg]; "
+              "paths relative to the CSV.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder [default: prediction/ for a pair; required for --batch].")
 @click.option("--masks/--photos", "masks", default=None,
@@ -80,28 +83,31 @@ def _rows(path: Path) -> list[dict]:
               help="Up axis of body.obj: y (Y up, facing +Z, as Blender, MeshLab and most "
               "viewers import OBJ; the GLB's axes) or z (Z up, facing -Y: anny's axes).")
 @size_chart_option()
+@device_option()
 @checkpoint_option()
 @shape_model_option(help="PCA shape model (.npz) the network was trained for.")
-def predict(front, side, height_cm, sex, batch, out, masks, refine_masks, fit_pose, refine,
-            units, obj_up, size_charts, ckpt, shape_model):
+def predict(front, side, height_cm, sex, weight_kg, batch, out, masks, refine_masks, fit_pose,
+            refine, units, obj_up, size_charts, device, ckpt, shape_model):
     """Body mesh and tape measurements from a front and a side photo plus the height.
 
     Exit status: 0 done; 1 a batch with failed pairs; 2 usage error; 3 a photo refused;
     4 internal error.
     """
     from bodyshape.checkpoint import CheckpointError
-    from bodyshape.inputs import InputError, check_height
+    from bodyshape.inputs import InputError, check_height, check_weight
 
     if batch is None:
         if front is None or side is None or height_cm is None:
             fail("give --front, --side and --height-cm (or --batch pairs.csv)")
         try:
             check_height(height_cm)
+            if weight_kg is not None:
+                check_weight(weight_kg)
         except InputError as exc:
             fail(str(exc))
-    elif front or side or height_cm is not None or sex:
+    elif front or side or height_cm is not None or sex or weight_kg is not None:
         fail("--batch takes the pairs from the CSV; do not combine it with --front/--side/"
-             "--height-cm/--sex")
+             "--height-cm/--sex/--weight-kg")
     elif out is None:
         fail("--batch needs --out DIR")
     charts = load_charts(size_charts)
@@ -114,14 +120,16 @@ def predict(front, side, height_cm, sex, batch, out, masks, refine_masks, fit_po
     from bodyshape.predict import Predictor
     from bodyshape.sizing import recommend_charts
 
+    dev = open_device(device)
     try:
-        predictor = Predictor.load(ckpt, shape_model)
+        predictor = Predictor.load(ckpt, shape_model, device=dev)
     except (ValueError, OSError, CheckpointError) as exc:
         fail(str(exc))
 
-    def run(front_path, side_path, height, sex_, target: Path):
+    def run(front_path, side_path, height, sex_, weight, target: Path):
         pred = predictor(front_path, side_path, height, sex_, masks=masks,
-                         refine_masks=refine_masks, fit_pose=fit_pose, refine=refine)
+                         refine_masks=refine_masks, fit_pose=fit_pose, refine=refine,
+                         weight_kg=weight)
         sizes = recommend_charts(pred.measurements, charts, pred.errors_cm)
         write_prediction(pred, target, units=units, obj_up=obj_up, sizes=sizes)
         return pred, sizes
@@ -129,7 +137,7 @@ def predict(front, side, height_cm, sex, batch, out, masks, refine_masks, fit_po
     with predictor:
         if rows is None:
             try:
-                pred, sizes = run(front, side, height_cm, sex, out)
+                pred, sizes = run(front, side, height_cm, sex, weight_kg, out)
             except ValueError as exc:  # InputError, PhotoError: the photo is refused
                 reject(str(exc))
             except OSError as exc:
@@ -147,7 +155,8 @@ def predict(front, side, height_cm, sex, batch, out, masks, refine_masks, fit_po
                     raise ValueError(f"{target} exists and is not an earlier prediction")
                 base = batch.parent
                 run(base / (row["front"] or "").strip(), base / (row["side"] or "").strip(),
-                    row["height_cm"], (row.get("sex") or "").strip() or None, target)
+                    row["height_cm"], (row.get("sex") or "").strip() or None,
+                    (row.get("weight_kg") or "").strip() or None, target)
                 click.echo(f"{rid}: ok -> {target}")
             except (ValueError, OSError, KeyError) as exc:
                 failed.append(rid or f"line {i}")

@@ -42,7 +42,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bodyshape.assets import DEFAULT_CHECKPOINT, DEFAULT_SHAPE_MODEL
-from bodyshape.inputs import SEX_CODES, InputError, check_height, decode_image
+from bodyshape.inputs import SEX_CODES, InputError, check_height, check_weight, decode_image
 from bodyshape.outputs import measurements_json
 from bodyshape.predict import Predictor
 from bodyshape.sizing import (ChartError, SizeChart, load_chart, parse_chart,
@@ -187,13 +187,15 @@ class PredictionService:
         self.store.close()
 
     def _predict(self, images: dict[str, bytes], height: float, sex: str | None,
-                 fit_pose: bool, units: str, charts: tuple[SizeChart, ...]) -> dict:
+                 fit_pose: bool, units: str, charts: tuple[SizeChart, ...],
+                 weight: float | None = None) -> dict:
         """On the prediction thread: decode, predict, recommend sizes, store -> the
         response's result fields (``measurements_json`` + ``id``)."""
         # The CLI's decoder (EXIF, truncation, one colour), naming the upload in messages.
         arrays = {view: decode_image(io.BytesIO(data), f"{view} photo")
                   for view, data in images.items()}
-        pred = self.predictor(arrays["front"], arrays["side"], height, sex, fit_pose=fit_pose)
+        pred = self.predictor(arrays["front"], arrays["side"], height, sex, fit_pose=fit_pose,
+                              weight_kg=weight)
         sizes = recommend_charts(pred.measurements, charts, pred.errors_cm)
         rid = self.store.save(pred, units=units, sizes=sizes)
         logger.info("result %s: IoU front %.3f side %.3f, %d warning(s)", rid, pred.front.iou,
@@ -202,7 +204,7 @@ class PredictionService:
 
     async def predict(self, images: dict[str, bytes], height: float, sex: str | None,
                       fit_pose: bool = False, units: str = "cm",
-                      charts: tuple[SizeChart, ...] = ()) -> dict:
+                      charts: tuple[SizeChart, ...] = (), weight: float | None = None) -> dict:
         """Run one prediction on the prediction thread; raises ApiError (422/500/503)."""
         with self._lock:
             if self.pending >= self.max_pending:
@@ -212,7 +214,7 @@ class PredictionService:
         try:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._executor, self._predict, images, height,
-                                              sex, fit_pose, units, charts)
+                                              sex, fit_pose, units, charts, weight)
         except ValueError as exc:  # InputError, PhotoError: one line for the user
             raise ApiError(422, str(exc)) from None
         except Exception:
@@ -359,6 +361,8 @@ def create_app(predictor: Predictor | None = None, *,
         side: UploadFile = File(..., description="Side photo (JPEG/PNG) or person mask"),
         height_cm: float = Form(..., description="The person's height, 50-250 cm"),
         sex: str | None = Form(None, description="'female', 'male' or empty"),
+        weight_kg: str | None = Form(None, description="The person's weight, 20-300 kg, or "
+                                     "empty (used by weight-aware networks)"),
         fit_pose: bool = Form(False, description="Fit the pose so the overlay and IoU show "
                               "the posed body (slower, see docs/BENCHMARKS.md); measurements "
                               "unchanged"),
@@ -373,6 +377,8 @@ def create_app(predictor: Predictor | None = None, *,
         units = (units or "cm").strip().lower()
         try:
             height = check_height(height_cm)
+            weight = (None if not (weight_kg or "").strip()
+                      else check_weight(weight_kg.strip()))
             if sex not in SEX_CODES:
                 raise InputError(f"sex must be 'female', 'male' or empty, got {sex!r}")
             if units not in UNITS:
@@ -384,7 +390,7 @@ def create_app(predictor: Predictor | None = None, *,
                   for view, upload in (("front", front), ("side", side))}
         t0 = time.perf_counter()
         result = await request.app.state.service.predict(images, height, sex, fit_pose, units,
-                                                         charts)
+                                                         charts, weight)
         elapsed = time.perf_counter() - t0
         rid = result["id"]
         expires = request.app.state.store.expires_at(rid) or time.time()

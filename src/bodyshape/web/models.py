@@ -71,6 +71,7 @@ class PredictResult(BaseModel):
     quality: Quality
     height_cm: float
     sex: str | None
+    weight_kg: float | None = Field(None, description="the weight given, kg, or null")
     units: str = Field("cm", description="'cm' or 'in'")
     urls: ResultUrls
     expires_at: str = Field(description="when the result files are removed (ISO 8601, UTC)")

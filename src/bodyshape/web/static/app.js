@@ -193,6 +193,7 @@ function submit(event) {
   form.append("side", state.side, state.side.name);
   form.append("height_cm", String(height));
   form.append("sex", $("#sex").value);
+  form.append("weight_kg", $("#weight").value.trim());
   form.append("fit_pose", $("#fit-pose").checked ? "true" : "false");
   if ($("#size-chart").value) form.append("size_chart", $("#size-chart").value);
 
