@@ -1,4 +1,4 @@
-"""Web app under load: requests/s and latency of POST /api/predict over loopback.
+"""Web app under load: requests/s and latency of POST /api/v1/predict over loopback.
 
 Starts ``bodyshape serve`` in a subprocess on a free loopback port (shipped model, default
 limits), waits for /api/health, then runs N concurrent clients for a fixed time, each posting
@@ -79,7 +79,7 @@ def client_loop(url: str, pairs: list[tuple[bytes, bytes, str]], stop_at: float,
             i += 1
             t0 = time.perf_counter()
             try:
-                r = client.post(url + "/api/predict",
+                r = client.post(url + "/api/v1/predict",
                                 files={"front": ("front", front), "side": ("side", side)},
                                 data={"height_cm": str(EXAMPLE_HEIGHT_CM)})
                 status = r.status_code
@@ -126,7 +126,7 @@ def run_load(a: argparse.Namespace, tmp: Path) -> tuple[list, list, float, float
     try:
         # One warm-up request per pair kind (first-call costs: MediaPipe graph, numba).
         for front, side, _ in pairs:
-            httpx.post(url + "/api/predict", files={"front": ("f", front), "side": ("s", side)},
+            httpx.post(url + "/api/v1/predict", files={"front": ("f", front), "side": ("s", side)},
                        data={"height_cm": str(EXAMPLE_HEIGHT_CM)}, timeout=300)
         rows: list = []
         health: list = []
@@ -180,7 +180,7 @@ def main() -> None:
               f"The machine was otherwise idle (load average {load_before:.1f}).")
     body = f"""`bodyshape serve` (shipped model, default limits) on loopback: {a.clients} concurrent
 clients post the 1536x2048 example photos{' and a mask pair' if a.masks else ''} to
-`POST /api/predict` in a loop for {a.seconds:.0f} s, after one warm-up request per input
+`POST /api/v1/predict` in a loop for {a.seconds:.0f} s, after one warm-up request per input
 kind. Latency is measured by the client, upload included. Predictions run one at a time, so
 a request's latency is mostly the wait for those ahead of it (about {a.clients} x the
 service time).
@@ -192,7 +192,7 @@ under load ({res['health_probes']} probes, one a second): median {fmt(res['healt
 max {fmt(res['health_max_s'])} ms. Server start-up to a healthy `/api/health`:
 {startup_s:.1f} s. {shared}
 """
-    write_section("serve", "Web app: load test of POST /api/predict", body, res)
+    write_section("serve", "Web app: load test of POST /api/v1/predict", body, res)
     print(body)
 
 

@@ -6,7 +6,7 @@ tests/test_web_browser.py, waits until the 3D viewer has drawn the body, and sav
 full-page screenshot.
 
 Usage: .venv/bin/python tools/screenshot_web.py [--out docs/webapp.png] [--width 1200]
-       [--height-px 900]   (use --width 390 --height-px 844 for a phone-sized page)
+       [--height-px 900] [--size-chart womens_tops]   (use --width 390 --height-px 844 for a phone-sized page)
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "docs/webapp.png")
     ap.add_argument("--width", type=int, default=1200, help="viewport width, CSS px")
     ap.add_argument("--height-px", type=int, default=900, help="viewport height, CSS px")
+    ap.add_argument("--size-chart", default="womens_tops",
+                    help="shipped size chart picked on the page (shows the size panel)")
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
 
@@ -43,7 +45,8 @@ def main() -> None:
         page = browser.new_page(viewport={"width": a.width, "height": a.height_px})
         external = blocking_external(page)
         predict_on_page(page, server.url, ROOT / "examples/front.jpg",
-                        ROOT / "examples/side.jpg", EXAMPLE_HEIGHT_CM)
+                        ROOT / "examples/side.jpg", EXAMPLE_HEIGHT_CM,
+                        size_chart=a.size_chart)
         wait_for_rendered_viewer(page)
         page.evaluate("window.scrollTo(0, 0)")
         a.out.parent.mkdir(parents=True, exist_ok=True)
