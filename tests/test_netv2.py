@@ -236,3 +236,24 @@ def test_cli_predict_weight_and_batch_column(data, v2_branches, tmp_path, small_
     assert shape["pose_source"] == "network" and set(shape["pose_deg"]) == {"front", "side"}
     assert json.loads((tmp_path / "out" / "a" / "measurements.json").read_text())[
         "weight_kg"] == 70
+
+
+def test_part_labels_refuse_data_without_keypoints(data, tmp_path):
+    """Shards from before keypoints were stored would train a part-aware network on empty
+    part channels; the dataset says so instead."""
+    import shutil
+
+    from bodyshape.dataset.shard_format import ShardError, read_shard
+    from bodyshape.dataset.stream import ShardDataset
+
+    root, _ = data
+    old = tmp_path / "old"
+    shutil.copytree(root / "val", old)
+    shard = old / "shard-00000.npz"
+    arrays = dict(np.load(shard))
+    arrays["keypoints"] = np.full_like(arrays["keypoints"], np.nan)
+    np.savez(shard, **arrays)
+    read_shard(shard, verify=False)  # still a readable shard
+    with pytest.raises(ShardError, match="no body keypoints"):
+        ShardDataset(old, parts=True, verify=False)
+    ShardDataset(old, verify=False)  # fine without part labels

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from bodyshape.dataset.shard_format import MANIFEST_NAME, ShardData, read_shard
+from bodyshape.dataset.shard_format import MANIFEST_NAME, ShardData, ShardError, read_shard
 from bodyshape.parts import part_labels
 
 logger = logging.getLogger(__name__)
@@ -283,6 +283,14 @@ class ShardDataset(IterableDataset):
         self.shuffle, self.seed, self.augment, self.verify = shuffle, int(seed), augment, verify
         self.parts = bool(parts)
         self.epoch = 0
+        if self.parts and self.shards:
+            # Shards written before keypoints were stored hold NaN keypoints: every label
+            # would be background, and a part-aware network would silently learn nothing.
+            first = read_shard(self.root / self.shards[0], verify=False)
+            if not np.isfinite(first.keypoints).any():
+                raise ShardError(f"{self.root} stores no body keypoints (made by an older "
+                                 "bodyshape?); part labels need them: make it again with "
+                                 "`bodyshape synth`")
 
     def __len__(self) -> int:
         return int(self.config["n"])
