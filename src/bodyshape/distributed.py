@@ -98,11 +98,13 @@ class Job:
     def wrap(self, net: nn.Module, device: torch.device, unused_parameters: bool = False
              ) -> nn.Module:
         """``net`` in DDP (the same module when W is 1). ``unused_parameters``: some trained
-        parameters get no gradient (fusion: the branches' own output layers)."""
+        parameters get no gradient (fusion: the branches' own output layers). Their outputs
+        are returned but not in the loss, which ``find_unused_parameters`` cannot see, so
+        that case uses DDP's static graph (the same parameters get gradients every step)."""
         if self.world == 1:
             return net
         return _DDP(net, device_ids=[device.index] if device.type == "cuda" else None,
-                    find_unused_parameters=unused_parameters)
+                    static_graph=unused_parameters)
 
     def plan(self, ds, batch: int, workers: int, epochs: int, max_steps: int = 0
              ) -> list[int]:

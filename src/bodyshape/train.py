@@ -405,10 +405,10 @@ def train_stage(cfg: TrainConfig, data: StageData, out: str | os.PathLike,
 
     out = Path(out)
     device = torch.device(device)
-    out.mkdir(parents=True, exist_ok=True)
-    model = data.body.shape
     job = current_job()  # torchrun's processes (bodyshape.distributed), or this one alone
     local = job.local_config(cfg)  # this rank's batch and IoU renders
+    out.mkdir(parents=True, exist_ok=True)
+    model = data.body.shape
     train_ds = ShardDataset(data.train, shuffle=True, seed=cfg.seed,
                             augment=Augment() if cfg.augment else None, parts=cfg.parts,
                             rank=job.rank, world_size=job.world)
