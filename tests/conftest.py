@@ -91,3 +91,10 @@ def branches(data, tmp_path_factory):
                                   StageData(root / "train", None, small_body, paths["front"],
                                             paths["side"]), out / "fusion", progress=False)
     return paths
+
+
+@pytest.fixture(autouse=True)
+def _outside_job_arrays(monkeypatch):
+    """Tests behave the same inside a Slurm job array (``bodyshape synth`` would otherwise
+    make only the task's part)."""
+    monkeypatch.delenv("SLURM_ARRAY_TASK_ID", raising=False)
