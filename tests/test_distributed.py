@@ -76,11 +76,13 @@ def _data_worker(rank: int, store: Path, root: Path, out: Path) -> None:
 
 
 def _train_worker(rank: int, store: Path, model_path: Path, data: Path, cfg: TrainConfig,
-                  out: Path, die_after: int) -> None:
+                  out: Path, die_after: int, evaluate_on: Path | None = None) -> None:
     """``train_stage`` on rank ``rank``, logging who calls the writers; rank 1 dies (as if
-    killed) after ``die_after`` loss calls when it is not 0."""
+    killed) after ``die_after`` loss calls when it is not 0. Then each rank writes its
+    ``evaluate`` report of the checkpoint on ``evaluate_on``."""
     import bodyshape.train as tr
     from bodyshape.body import BodyModel
+    from bodyshape.evaluate import evaluate
 
     _join(rank, store)
     log = out.with_name(out.name + ".writes")
@@ -99,7 +101,11 @@ def _train_worker(rank: int, store: Path, model_path: Path, data: Path, cfg: Tra
                 os._exit(9)  # no clean-up, as under a kill
             return real(self, *a, **k)
         tr._Runner.losses = losses
-    tr.train_stage(cfg, StageData(data, None, BodyModel.load(model_path)), out, progress=False)
+    body = BodyModel.load(model_path)
+    tr.train_stage(cfg, StageData(data, None, body), out, progress=False)
+    if evaluate_on is not None:
+        report = evaluate(load_checkpoint(out / "checkpoint.pt"), evaluate_on, body)
+        out.with_name(f"report-{rank}.json").write_text(json.dumps(report))
     dist.destroy_process_group()
 
 
@@ -129,20 +135,29 @@ def test_every_sample_once_per_epoch_across_ranks_and_workers(shards, tmp_path):
 
 @pytest.fixture(scope="module")
 def ddp_run(shards, small_model_path, tmp_path_factory):
+    """2 epochs on 2 processes, killed in epoch 2 (rank 1 dies mid-step, as under a kill)
+    and resumed by the same command; then evaluated on 2 processes."""
     tmp = tmp_path_factory.mktemp("ddp_run")
-    _spawn(_train_worker, tmp, small_model_path, shards / "even", CFG, tmp / "run", 0)
-    return tmp / "run"
+    out = tmp / "run"
+    with pytest.raises(ProcessException):
+        _spawn(_train_worker, tmp, small_model_path, shards / "even", CFG, out, 2)
+    killed = load_checkpoint(out / "checkpoint.pt").train
+    _spawn(_train_worker, tmp, small_model_path, shards / "even", CFG, out, 0,
+           shards / "even")
+    return out, killed
 
 
-def test_two_processes_match_one_with_the_same_global_batch(ddp_run, shards,
-                                                            small_model_path, tmp_path):
+def test_killed_and_resumed_job_matches_one_process_with_the_same_global_batch(
+        ddp_run, shards, small_model_path, tmp_path):
     from bodyshape.body import BodyModel
 
+    out, killed = ddp_run
+    assert killed["epoch"] == 1 and killed["world_size"] == 2
+    two = load_checkpoint(out / "checkpoint.pt")
+    assert two.train["epoch"] == 2 and len(two.train["history"]) == 2
     one = load_checkpoint(train_stage(CFG, StageData(shards / "even", None,
                                                      BodyModel.load(small_model_path)),
                                       tmp_path / "one", progress=False))
-    two = load_checkpoint(ddp_run / "checkpoint.pt")
-    assert two.train["world_size"] == 2 and two.train["epoch"] == 2
     a, b = one.model.state_dict(), two.model.state_dict()
     for k in a:
         torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5)
@@ -151,26 +166,28 @@ def test_two_processes_match_one_with_the_same_global_batch(ddp_run, shards,
         assert h2["pca"] == pytest.approx(h1["pca"], rel=1e-4)
 
 
+def test_evaluation_is_shared_by_the_ranks(ddp_run, shards, small_model_path):
+    from bodyshape.body import BodyModel
+    from bodyshape.evaluate import evaluate
+
+    out, _ = ddp_run
+    one = evaluate(load_checkpoint(out / "checkpoint.pt"), shards / "even",
+                   BodyModel.load(small_model_path))
+    for rank in range(WORLD):  # every rank returns the whole set's report
+        two = json.loads((out.with_name(f"report-{rank}.json")).read_text())
+        assert two["all"]["n"] == one["all"]["n"] == 16
+        for key, value in one["all"].items():
+            assert two["all"][key] == pytest.approx(value, rel=1e-6), key
+        assert two["by_bmi"].keys() == one["by_bmi"].keys()
+
+
 def test_only_rank_0_writes(ddp_run):
-    writes = (ddp_run.with_name("run.writes")).read_text().split("\n")[:-1]
+    out, _ = ddp_run
+    writes = (out.with_name("run.writes")).read_text().split("\n")[:-1]
+    # Epoch 1 before the kill, epoch 2 after the resume: rank 0 each time.
     assert sorted(writes) == ["0 _write_history"] * 2 + ["0 save_checkpoint"] * 2
-    assert sorted(p.name for p in ddp_run.iterdir()) == ["checkpoint.pt", "history.csv",
-                                                         "loss.png"]
-
-
-def test_killed_job_resumes_to_the_uninterrupted_weights(ddp_run, shards, small_model_path,
-                                                         tmp_path):
-    out = tmp_path / "killed"
-    with pytest.raises(ProcessException):  # rank 1 dies in epoch 2, as if killed
-        _spawn(_train_worker, tmp_path, small_model_path, shards / "even", CFG, out, 2)
-    assert load_checkpoint(out / "checkpoint.pt").train["epoch"] == 1
-    _spawn(_train_worker, tmp_path, small_model_path, shards / "even", CFG, out, 0)
-    resumed, full = load_checkpoint(out / "checkpoint.pt"), load_checkpoint(
-        ddp_run / "checkpoint.pt")
-    assert resumed.train["epoch"] == 2 and len(resumed.train["history"]) == 2
-    a, b = full.model.state_dict(), resumed.model.state_dict()
-    for k in a:
-        torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-6)
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "history.csv",
+                                                     "loss.png"]
 
 
 def test_single_process_job_is_the_plain_loop(shards):

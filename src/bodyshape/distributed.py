@@ -39,6 +39,7 @@ import os
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -169,6 +170,15 @@ class Job:
             sums = dict(zip(keys, values))
         return {k: v / max(n, 1) for k, v in sums.items()}
 
+    def gather(self, per_sample: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Every rank's per-sample arrays (N_r, ...), concatenated in rank order on every
+        rank (the same dict for one process)."""
+        if self.world == 1:
+            return per_sample
+        parts: list = [None] * self.world
+        dist.all_gather_object(parts, per_sample)
+        return {k: np.concatenate([p[k] for p in parts]) for k in per_sample}
+
     def barrier(self) -> None:
         """Wait for every rank (no-op for one process)."""
         if self.world > 1:
@@ -190,6 +200,28 @@ def current_job() -> Job:
     return Job()
 
 
+def launcher_slot() -> tuple[int, int]:
+    """(rank, world size) the launcher gave this process, without joining a process group:
+    for work that needs no communication (batch prediction splits its rows by it)."""
+    return int(os.environ.get("RANK", "0")), _world_from_env()
+
+
+def local_device(device: torch.device) -> torch.device:
+    """Under a launcher, a CUDA device becomes this process's GPU ``LOCAL_RANK``.
+
+    Raises:
+        ValueError: the node has fewer GPUs than processes.
+    """
+    if device.type != "cuda" or "LOCAL_RANK" not in os.environ:
+        return device
+    local = int(os.environ["LOCAL_RANK"])
+    if local >= torch.cuda.device_count():
+        raise ValueError(f"process {local} on this node has no GPU "
+                         f"({torch.cuda.device_count()} visible): lower --nproc-per-node")
+    torch.cuda.set_device(local)
+    return torch.device("cuda", local)
+
+
 def init_job(device: torch.device) -> tuple[Job, torch.device]:
     """Join the process group torchrun describes in the environment (module docs).
 
@@ -201,15 +233,9 @@ def init_job(device: torch.device) -> tuple[Job, torch.device]:
     """
     if _world_from_env() <= 1:
         return Job(), device
-    local = int(os.environ.get("LOCAL_RANK", "0"))
     if device.type == "mps":
         raise ValueError("several processes need CUDA or the CPU, not MPS")
-    if device.type == "cuda":
-        if local >= torch.cuda.device_count():
-            raise ValueError(f"process {local} on this node has no GPU "
-                             f"({torch.cuda.device_count()} visible): lower --nproc-per-node")
-        device = torch.device("cuda", local)
-        torch.cuda.set_device(device)
+    device = local_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     job = current_job()

@@ -211,12 +211,17 @@ def eval_cmd(ckpt, data_dir, shape_model, limit, no_sex, baseline, measured_erro
 
     Two test sets: clean (bodyshape synth --preset clean --seed 999) and realistic
     (bodyshape synth --seed 999, evaluated with --measured-errors). docs/TRAINING.md.
+    Under torchrun each process evaluates its shards; rank 0 reports.
     """
     from bodyshape.checkpoint import CheckpointError, load_checkpoint
+    from bodyshape.distributed import close_job, init_job
     from bodyshape.evaluate import evaluate, markdown
     from bodyshape.fileio import write_json
 
-    dev = open_device(device)
+    try:
+        job, dev = init_job(open_device(device))
+    except ValueError as exc:
+        fail(str(exc))
     body = _load_body(shape_model)
     _check_dataset(data_dir, "test data")
     try:
@@ -229,6 +234,10 @@ def eval_cmd(ckpt, data_dir, shape_model, limit, no_sex, baseline, measured_erro
                           weight_known=weight_known, device=dev)
     except (ValueError, OSError, CheckpointError) as exc:
         fail(str(exc))
+    finally:
+        close_job(job)
+    if not job.is_main:
+        return
     table = markdown(report)
     if baseline:
         table += "\n\nHeight-only baseline (mean body scaled to the true height):\n\n" + \
