@@ -206,6 +206,25 @@ def launcher_slot() -> tuple[int, int]:
     return int(os.environ.get("RANK", "0")), _world_from_env()
 
 
+def gather_lists(items: list) -> list:
+    """Every launched process's ``items``, concatenated in rank order (``items`` itself
+    without a launcher). Joins a gloo group just for this, with a day's timeout, so that
+    processes that finish early wait for the slow ones instead of ending the job: torchrun
+    stops every process as soon as one exits with an error."""
+    if _world_from_env() <= 1:
+        return list(items)
+    import datetime
+
+    own = not dist.is_initialized()
+    if own:
+        dist.init_process_group("gloo", timeout=datetime.timedelta(days=1))
+    parts: list = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, list(items))
+    if own:
+        dist.destroy_process_group()
+    return [x for part in parts for x in part]
+
+
 def local_device(device: torch.device) -> torch.device:
     """Under a launcher, a CUDA device becomes this process's GPU ``LOCAL_RANK``.
 

@@ -116,7 +116,7 @@ def predict(front, side, height_cm, sex, weight_kg, batch, out, masks, refine_ma
     out = out or Path("prediction")
     if rows is None and not _replaceable(out):
         fail(f"{out} exists and is not an earlier prediction folder; choose another --out")
-    from bodyshape.distributed import launcher_slot, local_device
+    from bodyshape.distributed import gather_lists, launcher_slot, local_device
     from bodyshape.outputs import write_prediction
     from bodyshape.predict import Predictor
     from bodyshape.sizing import recommend_charts
@@ -166,11 +166,10 @@ def predict(front, side, height_cm, sex, weight_kg, batch, out, masks, refine_ma
             except (ValueError, OSError, KeyError) as exc:
                 failed.append(rid or f"line {i}")
                 click.echo(f"error: {rid or f'line {i}'}: {exc}", err=True)
-        mine = len(rows[rank::world])
-        click.echo(f"{mine - len(failed)} of {mine} pairs done"
-                   + (f" (process {rank} of {world}, {len(rows)} pairs in all)"
-                      if world > 1 else "")
-                   + (f"; failed: {', '.join(failed)}" if failed else ""))
+        failed = gather_lists(failed)  # every process's, once all are done
+        if rank == 0:
+            click.echo(f"{len(rows) - len(failed)} of {len(rows)} pairs done"
+                       + (f"; failed: {', '.join(failed)}" if failed else ""))
         if failed:
             sys.exit(EXIT_PARTIAL)
 
