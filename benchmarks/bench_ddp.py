@@ -79,28 +79,38 @@ def main() -> None:
     data = make_data(args.work, args.n)
     cores = os.cpu_count() or 1
     configs = [("one-1t", 1, 1), (f"one-{cores}t", 1, cores), ("ddp-2x1t", 2, 1)]
+    load_before = os.getloadavg()[0]
     res = {name: run(args.work, data, name, p, t, args.steps) for name, p, t in configs}
+    load_after = os.getloadavg()[0]
     base = res["one-1t"]["samples_per_s"]
     eff = res["ddp-2x1t"]["samples_per_s"] / (2 * base)
+    threads_note = ""
+    if res[f"one-{cores}t"]["samples_per_s"] < base:
+        threads_note = (f" One process with {cores} threads was slower than with one: while "
+                        "another job holds a core, its threads wait for each other at every "
+                        "parallel region.")
     rows = [[f"{r['processes']} x {r['threads']} thread{'s' * (r['threads'] > 1)}",
              f"{r['epoch_seconds']:.1f}", f"{r['samples_per_s']:.1f}",
              f"{r['samples_per_s'] / base:.2f}"] for r in res.values()]
     body = (
         f"The default front network, global batch {BATCH}, {args.steps} batches per epoch, "
-        "the second of two epochs timed (rank 0), gloo on the CPU. The DDP run takes the "
-        "same steps on the same global batches as one process (16 samples per process; "
-        "`tests/test_distributed.py` checks the weights agree).\n\n"
+        "the second of two epochs timed (rank 0), gloo on the CPU. The DDP run takes as many "
+        f"steps of the same global batch as one process ({BATCH // 2} samples per process; "
+        "`tests/test_distributed.py` checks that the weights agree when the batches hold "
+        "the same samples).\n\n"
         + table(["processes x threads", "epoch s", "samples/s", "vs 1 x 1"], rows)
         + f"\n\nScaling efficiency of 2 processes: **{eff:.2f}** (rate of 2 processes / "
         f"twice the 1-thread rate). This machine has {cores} cores, so the two processes "
         "and their two loader workers share them with each other, and the figure measures "
         "DDP's overhead (gradient all-reduce, a per-step sample count, half batches) more "
-        "than the speed-up of separate GPUs or nodes. Other jobs were using the CPU during "
-        "the run, which makes these rates noisy. No GPU was available, so there is no GPU "
-        "figure.\n")
+        "than the speed-up of separate GPUs or nodes. The machine's load average was "
+        f"{load_before:.1f} before the runs and {load_after:.1f} after (other jobs; "
+        f"{cores} would mean every core busy), so these rates are disturbed.{threads_note} "
+        "No GPU was available, so there is no GPU figure.\n")
     write_section("ddp", "Distributed training (DDP) on the CPU", body,
                   {"configs": res, "scaling_efficiency": eff, "batch": BATCH,
-                   "steps": args.steps, "n": args.n})
+                   "steps": args.steps, "n": args.n, "load_before": load_before,
+                   "load_after": load_after})
     print(body)
 
 

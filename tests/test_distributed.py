@@ -17,8 +17,8 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from torch.multiprocessing.spawn import ProcessException
 from conftest import SMALL
+from torch.multiprocessing.spawn import ProcessException
 
 from bodyshape.checkpoint import load_checkpoint
 from bodyshape.distributed import Job, current_job
@@ -86,12 +86,18 @@ def _train_worker(rank: int, store: Path, model_path: Path, data: Path, cfg: Tra
 
     _join(rank, store)
     log = out.with_name(out.name + ".writes")
-    for name in ("save_checkpoint", "_write_history"):
-        def logged(*a, _real=getattr(tr, name), _name=name, **k):
+
+    def logging_writer(name):
+        real = getattr(tr, name)
+
+        def logged(*a, **k):
             with log.open("a") as f:
-                f.write(f"{rank} {_name}\n")
-            return _real(*a, **k)
-        setattr(tr, name, logged)
+                f.write(f"{rank} {name}\n")
+            return real(*a, **k)
+        return logged
+
+    for name in ("save_checkpoint", "_write_history"):
+        setattr(tr, name, logging_writer(name))
     if die_after and rank == 1:
         real, calls = tr._Runner.losses, [0]
 
@@ -216,7 +222,7 @@ def test_cli_nproc_runs_torchrun_and_reports_once(shards, small_model_path, tmp_
            str(small_model_path), "--epochs", "1", "--max-steps", "1", "--iou-size", "16",
            "--device", "cpu", "--no-progress"]
     res = subprocess.run(cmd + ["--batch-size", "8"], capture_output=True, text=True,
-                         env=env, timeout=300)
+                         env=env, timeout=300, check=False)
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.count("checkpoint:") == 1  # rank 0 reports
     ck = load_checkpoint(tmp_path / "cli" / "checkpoint.pt")

@@ -7,6 +7,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from conftest import dataset_files as _files
 
 from bodyshape.cli import main
 from bodyshape.synth.parts import ArrayPart, array_part, merge
@@ -18,11 +19,6 @@ def _args(model_path, out):
     return ["synth", "--shape-model", str(model_path), "--n", str(N), "--seed", "4",
             "--shard-size", str(SHARD), "--canvas", "64", "--frame", "256", "--out", str(out),
             "--no-progress"]
-
-
-def _files(folder) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())
-            if not p.name.startswith("manifest.part")}
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,16 @@ import json
 import logging
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
-from bodyshape.dataset.shard_format import CONFIG_NAME, ShardError, recorded_hashes, shard_name
+from bodyshape.dataset.shard_format import (
+    CONFIG_NAME,
+    ShardError,
+    recorded_hashes,
+    shard_name,
+)
 from bodyshape.synth.shards import finalize
 
 logger = logging.getLogger(__name__)
