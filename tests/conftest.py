@@ -91,3 +91,17 @@ def branches(data, tmp_path_factory):
                                   StageData(root / "train", None, small_body, paths["front"],
                                             paths["side"]), out / "fusion", progress=False)
     return paths
+
+
+def dataset_files(folder) -> dict[str, bytes]:
+    """A synth folder's files by name (shards, config, final manifest; not the part
+    manifests, which differ between a split run and a single one)."""
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())
+            if not p.name.startswith("manifest.part")}
+
+
+@pytest.fixture(autouse=True)
+def _outside_job_arrays(monkeypatch):
+    """Tests behave the same inside a Slurm job array (``bodyshape synth`` would otherwise
+    make only the task's part)."""
+    monkeypatch.delenv("SLURM_ARRAY_TASK_ID", raising=False)

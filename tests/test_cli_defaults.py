@@ -10,12 +10,11 @@ from bodyshape.cli.common import default_of
 
 
 def _params(cmd, path=()):
+    for p in cmd.params:  # a group's own options too (``synth`` runs without a subcommand)
+        yield path, p
     if isinstance(cmd, click.Group):
         for name, sub in cmd.commands.items():
             yield from _params(sub, path + (name,))
-    else:
-        for p in cmd.params:
-            yield path, p
 
 
 def test_every_config_default_resolves():

@@ -12,6 +12,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import dataset_files as _files
 
 from bodyshape.body import POSE_NAMES, BodyModel
 from bodyshape.calibrate import CalibrationSpec
@@ -35,12 +36,6 @@ def model_path(small_model_path):
 def _write(model_path, out, workers=1, **kw):
     return write_dataset(model_path, out, N, 5, SPEC, workers=workers, shard_size=SHARD,
                          progress=False, **kw)
-
-
-def _files(folder) -> dict[str, bytes]:
-    """Dataset files by name (shards, config, final manifest; not the part manifests)."""
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())
-            if not p.name.startswith("manifest.part")}
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,7 @@ from bodyshape.body.anthropometry import SELF_REPORT_STD_KG, body_weight_kg
 from bodyshape.checkpoint import Checkpoint
 from bodyshape.dataset.shard_format import GARMENT_KINDS, GARMENT_LAYERS
 from bodyshape.dataset.stream import Augment, ShardDataset
+from bodyshape.distributed import current_job
 from bodyshape.measure import body_stats
 from bodyshape.nets.inputs import NetInput, run_network, to_device
 from bodyshape.render.camera import Camera
@@ -68,7 +69,8 @@ def predict_dataset(ckpt: Checkpoint, root: str | os.PathLike, model: ShapeModel
                     limit: int | None = None, batch_size: int = 64,
                     sex_known: bool = True, augment: Augment | None = None,
                     weight_known: bool = False, faces: np.ndarray | None = None,
-                    device: torch.device | str = "cpu") -> Predictions:
+                    device: torch.device | str = "cpu", rank: int = 0, world_size: int = 1
+                    ) -> Predictions:
     """Run a checkpoint over (the first ``limit`` samples of) a held-out set.
 
     ``sex_known=False`` hides the sex from the network (code -1), as for users who give none.
@@ -77,13 +79,15 @@ def predict_dataset(ckpt: Checkpoint, root: str | os.PathLike, model: ShapeModel
     ``weight_known`` gives weight-aware networks each body's weight (its true mesh's, needs
     ``faces``) plus self-report noise seeded by the sample index; otherwise the weight is
     unknown. Part-aware networks get the part labels the dataset computes from each view's
-    stored keypoints.
+    stored keypoints. ``rank``/``world_size``: only this process's shards of a distributed
+    job (``bodyshape.distributed``).
     """
     if ckpt.shape_model_hash != model.model_hash:
         raise ValueError("the checkpoint was trained for another shape model")
     if weight_known and faces is None:
         raise ValueError("weight_known needs the template faces")
-    ds = ShardDataset(root, shuffle=False, augment=augment, parts=ckpt.spec.inputs.parts)
+    ds = ShardDataset(root, shuffle=False, augment=augment, parts=ckpt.spec.inputs.parts,
+                      rank=rank, world_size=world_size)
     if ds.config["shape_model_hash"] != model.model_hash:
         raise ValueError(f"{root} was generated with another shape model")
     device = torch.device(device)
@@ -211,13 +215,20 @@ def evaluate(ckpt: Checkpoint, root: str | os.PathLike, body: BodyModel,
              device: torch.device | str = "cpu") -> dict:
     """The full report (``summarize``) of a checkpoint on a held-out set; with
     ``baseline`` also the height-only baseline's under ``report["height_only"]``;
-    ``augment``, ``weight_known``: see ``predict_dataset``."""
+    ``augment``, ``weight_known``: see ``predict_dataset``. Under torchrun each process
+    evaluates its shards and every process returns the report of the whole set."""
+    job = current_job()
+    if job.world > 1 and (limit is not None or ShardDataset(root).config["n_shards"]
+                          < job.world):
+        raise ValueError(f"several processes need no --limit and at least {job.world} "
+                         "shards in the test set; evaluate it in one process")
     pred = predict_dataset(ckpt, root, body.shape, limit, sex_known=sex_known, augment=augment,
-                           weight_known=weight_known, faces=body.faces, device=device)
-    report = summarize(metrics(pred, body))
+                           weight_known=weight_known, faces=body.faces, device=device,
+                           rank=job.rank, world_size=job.world)
+    report = summarize(job.gather(metrics(pred, body)))
     if baseline:
-        report["height_only"] = summarize(metrics(pred, body, height_only(body.shape,
-                                                                            pred.stature)))
+        report["height_only"] = summarize(job.gather(metrics(
+            pred, body, height_only(body.shape, pred.stature))))
     report["checkpoint"] = str(ckpt.path) if ckpt.path else None
     report["data"] = str(Path(root))
     report["sex_known"] = sex_known

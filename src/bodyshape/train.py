@@ -45,6 +45,7 @@ from bodyshape.body.kinematics import pose_rotations
 from bodyshape.checkpoint import ModelSpec, load_checkpoint, save_checkpoint
 from bodyshape.dataset.stream import Augment, ShardDataset
 from bodyshape.device import autocast
+from bodyshape.distributed import current_job
 from bodyshape.nets import EncoderConfig, FusionModel, HeadConfig, InputConfig, MeshDecoder
 from bodyshape.nets.girths import SurrogateGirths
 from bodyshape.nets.inputs import NetInput, run_network, to_device
@@ -184,8 +185,8 @@ class _Hiding:
     weight: torch.Generator
 
     @classmethod
-    def for_epoch(cls, seed: int, epoch: int) -> "_Hiding":
-        base = seed * 100003 + epoch
+    def for_epoch(cls, seed: int, epoch: int, rank: int = 0) -> "_Hiding":
+        base = seed * 100003 + epoch + rank * 2**40  # each rank of a job its own draws
         return cls(*(torch.Generator().manual_seed(base + k * 7_919_000_003)
                      for k in range(3)))
 
@@ -404,10 +405,13 @@ def train_stage(cfg: TrainConfig, data: StageData, out: str | os.PathLike,
 
     out = Path(out)
     device = torch.device(device)
+    job = current_job()  # torchrun's processes (bodyshape.distributed), or this one alone
+    local = job.local_config(cfg)  # this rank's batch and IoU renders
     out.mkdir(parents=True, exist_ok=True)
     model = data.body.shape
     train_ds = ShardDataset(data.train, shuffle=True, seed=cfg.seed,
-                            augment=Augment() if cfg.augment else None, parts=cfg.parts)
+                            augment=Augment() if cfg.augment else None, parts=cfg.parts,
+                            rank=job.rank, world_size=job.world)
     if train_ds.config["shape_model_hash"] != model.model_hash:
         raise ValueError(f"{data.train} was generated with another shape model")
     if data.val is not None and ShardDataset(data.val).config["shape_model_hash"] \
@@ -415,7 +419,7 @@ def train_stage(cfg: TrainConfig, data: StageData, out: str | os.PathLike,
         raise ValueError(f"{data.val} was generated with another shape model")
     ckpt_path = out / "checkpoint.pt"
     torch.manual_seed(cfg.seed)  # weight initialization (torch has no per-module generator)
-    runner = _Runner(cfg, data.body, device)
+    runner = _Runner(local, data.body, device)
     resume = load_checkpoint(ckpt_path) if ckpt_path.exists() else None
     # A run saved before a config field existed had that field at its default.
     if resume is not None and {**TrainConfig(cfg.stage).to_dict(),
@@ -434,48 +438,51 @@ def train_stage(cfg: TrainConfig, data: StageData, out: str | os.PathLike,
         opt.load_state_dict(resume.train["optimizer"])
         start, history = int(resume.train["epoch"]), list(resume.train["history"])
         logger.info("resuming %s at epoch %d", out, start)
-    steps_per_epoch = math.ceil(len(train_ds) / cfg.batch_size)
-    if cfg.max_steps:
-        steps_per_epoch = min(steps_per_epoch, cfg.max_steps)
-    total_steps = steps_per_epoch * cfg.epochs
+        if resume.train.get("world_size", 1) != job.world:
+            logger.warning("resuming a run of %d processes on %d: its batches will differ "
+                           "from an uninterrupted run's", resume.train.get("world_size", 1),
+                           job.world)
+    step_net = job.wrap(net, device, unused_parameters=cfg.stage == "fusion")
+    plan = job.plan(train_ds, local.batch_size, cfg.loader_workers, cfg.epochs, cfg.max_steps)
+    total_steps = sum(plan)
     calibration = train_ds.config["spec"]["calibration"]
     net.train()
     for epoch in range(start, cfg.epochs):
         w_pca, w_mesh = cfg.schedule.weights(epoch, cfg.epochs)
         train_ds.set_epoch(epoch)
-        loader = torch.utils.data.DataLoader(train_ds, batch_size=cfg.batch_size,
+        loader = torch.utils.data.DataLoader(train_ds, batch_size=local.batch_size,
                                              num_workers=cfg.loader_workers)
         sums: dict[str, float] = {}
-        n_batches, t0 = 0, time.perf_counter()
-        hide = _Hiding.for_epoch(cfg.seed, epoch)
+        n_batches, n_real, t0 = 0, 0, time.perf_counter()
+        hide = _Hiding.for_epoch(cfg.seed, epoch, job.rank)
         w_girth = cfg.girth_weight if epoch >= cfg.girth_start * cfg.epochs else 0.0
-        bar = tqdm(total=steps_per_epoch, disable=not progress, unit="batch",
+        bar = tqdm(total=plan[epoch], disable=not (progress and job.is_main), unit="batch",
                    desc=f"{cfg.stage} {epoch + 1}/{cfg.epochs}")
-        for batch in loader:
-            step = epoch * steps_per_epoch + n_batches
+        for batch, weight in job.batches(loader, plan[epoch]):
+            step = sum(plan[:epoch]) + n_batches
             decay = 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * step / total_steps))
             for g, lr in zip(opt.param_groups, base_lrs):
                 g["lr"] = lr * decay
-            terms = runner.losses(net, batch, w_pca, w_mesh, hide=hide, w_girth=w_girth)
-            if not torch.isfinite(terms["total"]):
+            terms = runner.losses(step_net, batch, w_pca, w_mesh, hide=hide, w_girth=w_girth)
+            if not job.all_finite(terms["total"]):
                 raise FloatingPointError(
                     f"non-finite loss at epoch {epoch + 1}, batch {n_batches + 1}; the last "
                     f"good checkpoint (epoch {epoch}) is kept in {ckpt_path}")
             opt.zero_grad(set_to_none=True)
-            terms["total"].backward()
+            (terms["total"] * weight if job.world > 1 else terms["total"]).backward()
             opt.step()
             for key, val in terms.items():
-                sums[key] = sums.get(key, 0.0) + float(val.detach())
-            n_batches += 1
+                sums[key] = sums.get(key, 0.0) + float(val.detach()) * (weight > 0)
+            n_batches, n_real = n_batches + 1, n_real + (weight > 0)
             bar.update()
             bar.set_postfix(pca=f"{float(terms['pca'].detach()):.3f}",
                             mm=f"{float(terms['vertex_mm']):.1f}")
-            if n_batches >= steps_per_epoch:
-                break
         bar.close()
         row = {"epoch": epoch + 1, "w_pca": w_pca, "w_mesh": w_mesh, "w_girth": w_girth,
-               "seconds": time.perf_counter() - t0,
-               **{k: v / max(n_batches, 1) for k, v in sums.items()}}
+               "seconds": time.perf_counter() - t0, **job.means(sums, n_real)}
+        if not job.is_main:  # rank 0 alone validates and writes
+            job.barrier()
+            continue
         if data.val is not None and cfg.val_samples > 0:
             row.update(validate(runner, net, data.val, cfg.val_samples))
         history.append(row)
@@ -483,6 +490,7 @@ def train_stage(cfg: TrainConfig, data: StageData, out: str | os.PathLike,
         save_checkpoint(ckpt_path, spec, net, model.model_hash, calibration, z_mean,
                         train={"config": cfg.to_dict(), "epoch": epoch + 1,
                                "history": history, "optimizer": opt.state_dict(),
-                               "data": str(data.train)})
+                               "data": str(data.train), "world_size": job.world})
         _write_history(history, out)
+        job.barrier()
     return ckpt_path

@@ -8,6 +8,7 @@ imported only by the commands that need it.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -34,6 +35,19 @@ def _load_body(shape_model: Path):
         return BodyModel.load(model)
     except ValueError as exc:  # a shape model of another template
         fail(f"{shape_model}: {exc}")
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    """The command line ``argv`` without its ``--nproc N`` (or ``--nproc=N``)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip or arg.startswith("--nproc="):
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        else:
+            out.append(arg)
+    return out
 
 
 def _check_dataset(path: Path, what: str) -> None:
@@ -113,20 +127,37 @@ def _check_dataset(path: Path, what: str) -> None:
               help="Batches per epoch at most (0: whole epochs).")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Show a progress bar.")
+@click.option("--nproc", type=click.IntRange(1), default=None,
+              help="Train in N processes on this machine (torchrun --standalone; CPU "
+                   "processes, or one per GPU). --batch-size stays the global batch.")
 def train(stage, data_dir, val_dir, out, front_ckpt, side_ckpt, shape_model, epochs,
           batch_size, lr, iou_weight, iou_samples, iou_size, schedule, pca_init, branch_mode,
           branch_lr_scale, augment, parts, parts_dropout, weight_input, weight_dropout,
-          pose_weight, girth_weight, girth_start, device, seed, threads, max_steps, progress):
-    """Train one network stage on synthetic shards (resumable; docs/TRAINING.md)."""
+          pose_weight, girth_weight, girth_start, device, seed, threads, max_steps, progress,
+          nproc):
+    """Train one network stage on synthetic shards (resumable; docs/TRAINING.md).
+
+    Under torchrun (torchrun --nproc-per-node N -m bodyshape train ...) each process trains
+    its share of every batch; rank 0 writes the run folder.
+    """
     import torch
 
     from bodyshape.checkpoint import CheckpointError
+    from bodyshape.distributed import close_job, init_job, launch
     from bodyshape.nets.losses import WeightSchedule
     from bodyshape.train import StageData, TrainConfig, train_stage
 
+    if nproc is not None and nproc > 1:
+        try:
+            sys.exit(launch(nproc, _without_nproc(sys.argv[1:])))
+        except ValueError as exc:
+            fail(str(exc))
     if threads:
         torch.set_num_threads(threads)
-    dev = open_device(device)
+    try:
+        job, dev = init_job(open_device(device))
+    except ValueError as exc:
+        fail(str(exc))
     if stage == "fusion" and (front_ckpt is None or side_ckpt is None):
         fail("--stage fusion needs --front and --side checkpoints (train those stages first)")
     if stage != "fusion" and (front_ckpt or side_ckpt):
@@ -150,7 +181,10 @@ def train(stage, data_dir, val_dir, out, front_ckpt, side_ckpt, shape_model, epo
                            out, progress=progress, device=dev)
     except (ValueError, OSError, CheckpointError, FloatingPointError) as exc:
         fail(str(exc))
-    click.echo(f"checkpoint: {path}")
+    finally:
+        close_job(job)
+    if job.is_main:
+        click.echo(f"checkpoint: {path}")
 
 
 @click.command(name="eval")
@@ -177,12 +211,17 @@ def eval_cmd(ckpt, data_dir, shape_model, limit, no_sex, baseline, measured_erro
 
     Two test sets: clean (bodyshape synth --preset clean --seed 999) and realistic
     (bodyshape synth --seed 999, evaluated with --measured-errors). docs/TRAINING.md.
+    Under torchrun each process evaluates its shards; rank 0 reports.
     """
     from bodyshape.checkpoint import CheckpointError, load_checkpoint
+    from bodyshape.distributed import close_job, init_job
     from bodyshape.evaluate import evaluate, markdown
     from bodyshape.fileio import write_json
 
-    dev = open_device(device)
+    try:
+        job, dev = init_job(open_device(device))
+    except ValueError as exc:
+        fail(str(exc))
     body = _load_body(shape_model)
     _check_dataset(data_dir, "test data")
     try:
@@ -195,6 +234,10 @@ def eval_cmd(ckpt, data_dir, shape_model, limit, no_sex, baseline, measured_erro
                           weight_known=weight_known, device=dev)
     except (ValueError, OSError, CheckpointError) as exc:
         fail(str(exc))
+    finally:
+        close_job(job)
+    if not job.is_main:
+        return
     table = markdown(report)
     if baseline:
         table += "\n\nHeight-only baseline (mean body scaled to the true height):\n\n" + \

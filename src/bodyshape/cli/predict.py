@@ -116,12 +116,14 @@ def predict(front, side, height_cm, sex, weight_kg, batch, out, masks, refine_ma
     out = out or Path("prediction")
     if rows is None and not _replaceable(out):
         fail(f"{out} exists and is not an earlier prediction folder; choose another --out")
+    from bodyshape.distributed import gather_lists, launcher_slot, local_device
     from bodyshape.outputs import write_prediction
     from bodyshape.predict import Predictor
     from bodyshape.sizing import recommend_charts
 
     dev = open_device(device)
     try:
+        dev = local_device(dev)  # under torchrun: this process's GPU
         predictor = Predictor.load(ckpt, shape_model, device=dev)
     except (ValueError, OSError, CheckpointError) as exc:
         fail(str(exc))
@@ -145,7 +147,10 @@ def predict(front, side, height_cm, sex, weight_kg, batch, out, masks, refine_ma
             click.echo(_summary(pred, sizes, out, units))
             return
         failed = []
-        for i, row in enumerate(rows, start=2):  # line numbers: the header is line 1
+        # Under torchrun (or any launcher setting RANK/WORLD_SIZE) each process takes
+        # every WORLD_SIZE-th row; the per-row output folders never collide.
+        rank, world = launcher_slot()
+        for i, row in list(enumerate(rows, start=2))[rank::world]:  # header: line 1
             rid = (row.get("id") or "").strip()
             try:
                 if not rid or Path(rid).name != rid or rid in (".", ".."):
@@ -161,8 +166,10 @@ def predict(front, side, height_cm, sex, weight_kg, batch, out, masks, refine_ma
             except (ValueError, OSError, KeyError) as exc:
                 failed.append(rid or f"line {i}")
                 click.echo(f"error: {rid or f'line {i}'}: {exc}", err=True)
-        click.echo(f"{len(rows) - len(failed)} of {len(rows)} pairs done"
-                   + (f"; failed: {', '.join(failed)}" if failed else ""))
+        failed = gather_lists(failed)  # every process's, once all are done
+        if rank == 0:
+            click.echo(f"{len(rows) - len(failed)} of {len(rows)} pairs done"
+                       + (f"; failed: {', '.join(failed)}" if failed else ""))
         if failed:
             sys.exit(EXIT_PARTIAL)
 

@@ -2,8 +2,9 @@
 
 :class:`ShardDataset` is an ``IterableDataset`` over the shards listed in a finished
 dataset's ``manifest.json`` (written by :mod:`bodyshape.synth.shards`): shards are dealt
-round-robin to DataLoader workers (``get_worker_info``), so every sample is yielded exactly
-once per epoch whatever ``num_workers`` is. Shuffling (shard order and sample order within
+round-robin to the ranks of a distributed job (``rank``, ``world_size``; rank r takes shards
+r, r + W, ...), then to each rank's DataLoader workers (``get_worker_info``), so every
+sample is yielded exactly once per epoch across the job whatever ``num_workers`` is. Shuffling (shard order and sample order within
 a shard) and augmentation draw only from generators seeded by ``(seed, epoch, ...)``: call
 :meth:`ShardDataset.set_epoch` before each epoch (with ``persistent_workers=False``) for a
 new order.
@@ -271,10 +272,13 @@ class ShardDataset(IterableDataset):
             generator ``default_rng([seed, epoch, index, view])``.
         verify: check every shard's sha256 against the manifest when it is read.
         parts: also yield part label maps (the one routine predict uses on photos).
+        rank, world_size: this process's share of a distributed job (``bodyshape.distributed``):
+            it streams only shards ``rank::world_size`` of each epoch's shard order.
     """
 
     def __init__(self, root: str | os.PathLike, shuffle: bool = False, seed: int = 0,
-                 augment: Augment | None = None, verify: bool = True, parts: bool = False):
+                 augment: Augment | None = None, verify: bool = True, parts: bool = False,
+                 rank: int = 0, world_size: int = 1):
         super().__init__()
         self.root = Path(root)
         manifest = _manifest(self.root)
@@ -283,6 +287,9 @@ class ShardDataset(IterableDataset):
         self.shuffle, self.seed, self.augment, self.verify = shuffle, int(seed), augment, verify
         self.parts = bool(parts)
         self.epoch = 0
+        if not 0 <= rank < world_size:
+            raise ValueError(f"need 0 <= rank < world_size, got {rank} and {world_size}")
+        self.rank, self.world_size = int(rank), int(world_size)
         if self.parts and self.shards:
             # Shards written before keypoints were stored hold NaN keypoints: every label
             # would be background, and a part-aware network would silently learn nothing.
@@ -299,13 +306,25 @@ class ShardDataset(IterableDataset):
         """Select the shuffling/augmentation stream of ``epoch``."""
         self.epoch = int(epoch)
 
-    def _my_shards(self) -> list[str]:
+    def shards_for(self, rank: int, world_size: int, worker: int, workers: int) -> list[str]:
+        """Shard names streamed by DataLoader ``worker`` (of ``workers``) of ``rank`` (of
+        ``world_size``) this epoch: the epoch's shard order (the same permutation in every
+        process), dealt round-robin to ranks, then to their workers."""
         shards = list(self.shards)
-        if self.shuffle:  # the same permutation in every worker, then dealt out
+        if self.shuffle:
             order = np.random.default_rng([self.seed, self.epoch]).permutation(len(shards))
             shards = [shards[i] for i in order]
+        return shards[rank::world_size][worker::workers]
+
+    def shard_length(self, name: str) -> int:
+        """Samples in shard ``name`` (``shard-NNNNN.npz``), from the dataset config."""
+        k, size = int(name[len("shard-"):-len(".npz")]), int(self.config["shard_size"])
+        return max(0, min(size, len(self) - k * size))
+
+    def _my_shards(self) -> list[str]:
         info = get_worker_info()
-        return shards if info is None else shards[info.id::info.num_workers]
+        worker, workers = (0, 1) if info is None else (info.id, info.num_workers)
+        return self.shards_for(self.rank, self.world_size, worker, workers)
 
     def _items(self, data: ShardData) -> Iterator[dict]:
         order = np.arange(len(data))
