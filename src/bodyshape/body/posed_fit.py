@@ -110,6 +110,13 @@ class PosedFit:
     candidate: int
     candidate_residuals: tuple[float, ...]
 
+    @property
+    def summary(self) -> dict:
+        """JSON-ready: the pose angles in degrees by name, and the scale."""
+        return {"pose_deg": {n: round(float(np.degrees(a)), 1)
+                             for n, a in zip(POSE_NAMES, self.angles)},
+                "scale": round(self.scale, 4)}
+
 
 def _rotvec_matrix(v: torch.Tensor) -> torch.Tensor:
     """(B, 3) rotation vectors -> (B, 3, 3), smooth at zero (axis from v + tiny offset)."""
