@@ -54,6 +54,8 @@ class PosedFitConfig:
         screen_points, scan_points: random scan points in the screening and refinement.
         screen_stride: the screening uses every ``screen_stride``-th coarse vertex.
         match_every: Adam steps between nearest-pair searches.
+        refine_iterations, refine_stride: Adam steps of :meth:`PosedFitter.refine`, and
+            the template vertices it uses (every ``refine_stride``-th).
         n_coeffs: leading PCA coefficients fitted (the rest stay 0).
         shape_prior: weight of the squared whitened coefficients.
         pose_prior: weight of the squared angles of legs, trunk and head (radians).
@@ -74,6 +76,8 @@ class PosedFitConfig:
     scan_points: int = 1500
     screen_stride: int = 3
     match_every: int = 2
+    refine_iterations: int = 100
+    refine_stride: int = 4
     n_coeffs: int = 20
     shape_prior: float = 1e-4
     pose_prior: float = 1e-3
@@ -91,6 +95,7 @@ class PosedFit:
     Attributes:
         vertices: (V, 3) the fitted body posed, template topology, in the scan's frame (m).
         rest: (V, 3) the fitted body in the canonical A-pose (model frame, before scale), m.
+        coeffs: (K,) its PCA coefficients (the leading ``n_coeffs`` fitted, the rest 0).
         angles: (P,) pose angles, radians, ``POSE_NAMES`` order.
         rotation: (3, 3) model frame -> scan frame (includes the chosen orientation).
         translation: (3,) meters.
@@ -102,6 +107,7 @@ class PosedFit:
 
     vertices: np.ndarray = field(repr=False)
     rest: np.ndarray = field(repr=False)
+    coeffs: np.ndarray = field(repr=False)
     angles: np.ndarray
     rotation: np.ndarray
     translation: np.ndarray
@@ -136,24 +142,36 @@ class PosedFitter:
 
     # ---- fixed tensors of the model rows (coarse vertices + landmark vertices) -----------
 
-    @functools.cached_property
-    def _rows(self) -> dict:
-        """The model rows: coarse vertices then landmark vertices, as float32 tensors."""
+    def _model_rows(self, pick, weights: np.ndarray, n_first: int) -> dict:
+        """float32 tensors of model rows ``pick(v)`` ((..., V, 3) -> (..., R, 3)) with
+        (R, J) skinning ``weights``; the first ``n_first`` rows meet the scan points."""
         body, cfg = self.body, self.config
         k = min(cfg.n_coeffs, body.shape.components.shape[0])
         comps = body.shape.components[:k].reshape(k, -1, 3).astype(np.float64)  # (K, V, 3)
         mean = body.shape.mean.astype(np.float64)
-        lm = np.asarray(body.template.landmark_indices)
-        rows = lambda v: np.concatenate([to_coarse(v, body.coarse), v[..., lm, :]], -2)  # noqa: E731
         reg = body.rig.regressor
         t = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
-        weights = np.concatenate([body.coarse_weights.numpy(), body.rig.weights[lm]])
         return dict(
-            n_coarse=body.coarse.n_vertices,
-            mean=t(rows(mean)), basis=t(rows(comps).transpose(1, 2, 0)),
+            n_coarse=n_first, mean=t(pick(mean)), basis=t(pick(comps).transpose(1, 2, 0)),
             jmean=t(reg @ mean), jbasis=t(np.tensordot(reg, comps, axes=([1], [1]))
                                           .transpose(0, 2, 1)),
             weights=t(weights), std=t(body.shape.std[:k]), k=k)
+
+    @functools.cached_property
+    def _rows(self) -> dict:
+        """Coarse vertices then landmark vertices."""
+        body = self.body
+        lm = np.asarray(body.template.landmark_indices)
+        return self._model_rows(
+            lambda v: np.concatenate([to_coarse(v, body.coarse), v[..., lm, :]], -2),
+            np.concatenate([body.coarse_weights.numpy(), body.rig.weights[lm]]),
+            body.coarse.n_vertices)
+
+    @functools.cached_property
+    def _vertex_rows(self) -> dict:
+        """Every ``refine_stride``-th template vertex."""
+        sub = np.arange(0, self.body.template.vertices.shape[0], self.config.refine_stride)
+        return self._model_rows(lambda v: v[..., sub, :], self.body.rig.weights[sub], len(sub))
 
     def _forward(self, m, z, angles, rotvec, trans, logs):
         """Posed model rows (B, R, 3) in the (candidate-rotated) scan frame."""
@@ -263,26 +281,62 @@ class PosedFitter:
 
     def _full(self, params, i, cand_rot, cand, residual, per_candidate) -> PosedFit:
         """The winning start at full resolution, in the frame of the scan points."""
-        body = self.body
         z, ang, rotvec, trans, logs = (p.detach()[i:i + 1].double() for p in params)
+        return self._make(z, ang, cand_rot.T @ _rotvec_matrix(rotvec)[0].numpy(),
+                          cand_rot.T @ trans[0].numpy(), float(np.exp(logs[0])), residual,
+                          cand, per_candidate)
+
+    def _make(self, z, ang, rotation, translation, scale, residual, cand, per_candidate):
+        body = self.body
         k = z.shape[1]
         coeffs = np.zeros(body.shape.components.shape[0])
         coeffs[:k] = (z[0] * torch.tensor(body.shape.std[:k])).numpy()
         rest = body.shape.mean.astype(np.float64) + coeffs @ body.shape.components.astype(
             np.float64).reshape(len(coeffs), -1, 3).transpose(1, 0, 2)
         posed = body.pose(rest, ang.numpy())
-        r_fit = _rotvec_matrix(rotvec)[0].numpy()
-        rotation = cand_rot.T @ r_fit  # model -> candidate frame -> scan frame
-        scale = float(np.exp(logs[0]))
-        translation = cand_rot.T @ trans[0].numpy()
-        return PosedFit(scale * posed @ rotation.T + translation, rest, ang[0].numpy(),
+        return PosedFit(scale * posed @ rotation.T + translation, rest, coeffs, ang[0].numpy(),
                         rotation, translation, scale, residual, cand, per_candidate)
+
+    def refine(self, fit: PosedFit, vertices: np.ndarray) -> PosedFit:
+        """Refit pose, shape and similarity to a template-topology body (V, 3) in the scan
+        frame, vertex to vertex (a registration that started from ``fit``): with known
+        correspondences the angles are far better determined than by the Chamfer fit."""
+        cfg, m = self.config, self._vertex_rows
+        k = m["k"]
+        sub = np.arange(0, len(vertices), cfg.refine_stride)
+        y = (np.asarray(vertices, np.float64)[sub] - fit.translation) @ fit.rotation / fit.scale
+        target = torch.tensor(y, dtype=torch.float32)[None]
+        z = torch.tensor(fit.coeffs[:k] / np.maximum(self.body.shape.std[:k], 1e-12),
+                         dtype=torch.float32)[None].requires_grad_(True)
+        ang = torch.tensor(fit.angles, dtype=torch.float32)[None].requires_grad_(True)
+        rotvec, trans = (torch.zeros(1, 3, requires_grad=True) for _ in range(2))
+        logs = torch.zeros(1, requires_grad=True)
+        opt = torch.optim.Adam([{"params": [ang, rotvec], "lr": 0.5 * cfg.lr},
+                                {"params": [z], "lr": cfg.lr},
+                                {"params": [trans, logs], "lr": 0.05 * cfg.lr}])
+        eps2 = cfg.robust_m ** 2
+        with torch.enable_grad():
+            for _ in range(cfg.refine_iterations):
+                opt.zero_grad()
+                x = self._forward(m, z, ang, rotvec, trans, logs)
+                loss = (torch.sqrt(((x - target) ** 2).sum(-1) + eps2).mean()
+                        + cfg.shape_prior * (z ** 2).sum())
+                loss.backward()
+                opt.step()
+        z, ang, rotvec, trans, logs = (p.detach().double() for p in (z, ang, rotvec, trans,
+                                                                     logs))
+        s2 = float(np.exp(logs[0]))
+        return self._make(z, ang, fit.rotation @ _rotvec_matrix(rotvec)[0].numpy(),
+                          fit.scale * fit.rotation @ trans[0].numpy() + fit.translation,
+                          fit.scale * s2, fit.residual, fit.candidate, fit.candidate_residuals)
 
     def to_canonical(self, fit: PosedFit, vertices: np.ndarray) -> np.ndarray:
         """Unpose (V, 3) template-topology vertices in the scan frame (a registration that
-        started from ``fit``) to the canonical A-pose by inverse skinning with the fitted
-        pose and the fitted body's rest joints; meters, Z up, facing -Y, model frame."""
+        started from ``fit``) to the canonical A-pose: the pose is refined vertex to vertex
+        (:meth:`refine`), then undone by inverse skinning with the refined body's rest
+        joints. Meters, Z up, facing -Y, in the shape model's frame."""
         body = self.body
+        fit = self.refine(fit, vertices)
         y = (np.asarray(vertices, np.float64) - fit.translation) @ fit.rotation / fit.scale
         rest_t = torch.from_numpy(fit.rest)[None]
         joints = kin.regress_joints(rest_t, body.regressor)
