@@ -2,11 +2,15 @@
 
 Folder format (what ``bodyshape bodies`` and ``bodyshape register`` write):
 
-- ``<name>.ply``: one body per file, meters, Z up, facing -Y, canonical A-pose.
+- ``<name>.ply``: one body per file, meters. Body folders (``bodyshape bodies``): Z up,
+  facing -Y, canonical A-pose. Registered folders: the template topology in the scan's own
+  pose and axes, plus ``<name>.canonical.ply``, the same body unposed to the canonical
+  A-pose (what ``read_template_meshes`` reads).
 - ``bodies.json``: ``{"topology": str, "source": str, "bodies": {<name>: record}}`` where a
   record holds at least ``sex`` ("male"/"female"/null) and ``stature_m``; anny bodies add their
   phenotype and local-change parameters. Optional for imported folders.
-- ``<name>.registration.json`` (registered folders): how the mesh was registered.
+- ``<name>.registration.json`` (registered folders): how the mesh was registered and its
+  two-sided quality, with the ``failed`` flag (``shape/scan_register.py``); written last.
 
 Every file is written atomically, and batch commands skip outputs that already exist, so a
 killed run picks up where it stopped.
