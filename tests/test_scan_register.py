@@ -91,3 +91,25 @@ def test_register_cli_writes_posed_and_canonical_and_pca_refuses_flagged(tmp_pat
     assert r.exit_code != 0 and "b0" in r.output and "--force" in r.output
     r = CliRunner().invoke(main, args + ["--force"])
     assert r.exit_code == 0, r.output
+
+
+def test_register_cli_pose_aware_outputs(tmp_path, body, scan):
+    """`bodyshape register` with the shipped model on a T-pose in millimetres, Y up."""
+    from click.testing import CliRunner
+
+    from bodyshape.cli import main
+    from bodyshape.shape.meshio import save_body_mesh
+
+    rest, truth, v, f = scan
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    save_body_mesh(src / "t.ply", v * 1000.0, f)
+    r = CliRunner().invoke(main, ["register", str(src), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    info = json.loads((out / "t.registration.json").read_text())
+    assert info["path"] == "pose-aware" and info["orientation"].startswith("up +y, facing -Y")
+    assert info["failed"] is False and "arm_abduction_l" in info["coarse_fit"]["pose_deg"]
+    posed = np.asarray(trimesh.load(out / "t.ply", process=False).vertices)
+    assert np.median(np.linalg.norm(posed - truth, axis=1)) < 0.01  # overlays the input (m)
+    can = np.asarray(trimesh.load(out / "t.canonical.ply", process=False).vertices)
+    assert np.ptp(can[:, 2]) > np.ptp(can[:, 0])  # stands Z up in an A-pose again
