@@ -25,9 +25,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_limits
-
 from report import table, write_section
+from threadpoolctl import threadpool_limits
 
 from bodyshape.shape import anny_bodies as ab
 from bodyshape.shape.anny_landmarks import transferred_landmarks

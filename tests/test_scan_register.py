@@ -30,7 +30,7 @@ def scan(body):
     # vertex of the template survives), like a scanner's mesh.
     sub = trimesh.Trimesh(posed, body.faces, process=False).subdivide()
     cell = np.floor(np.asarray(sub.vertices) / 0.009).astype(np.int64)
-    _, first, inverse = np.unique(cell, axis=0, return_index=True, return_inverse=True)
+    _, inverse = np.unique(cell, axis=0, return_inverse=True)
     inverse = inverse.ravel()
     v = np.stack([np.bincount(inverse, sub.vertices[:, c]) for c in range(3)], 1)
     v /= np.bincount(inverse)[:, None]
@@ -59,7 +59,7 @@ def test_registers_a_remeshed_t_pose_presented_y_up(body, scan):
 
 def test_quality_catches_a_missing_arm(body, scan):
     """Coverage: a template that sits well on part of the scan but misses an arm fails."""
-    rest, truth, v, f = scan
+    _, truth, v, f = scan
     sampler = SurfaceSampler.from_mesh(v, f)
     good = registration_quality(truth, body.faces, sampler)
     assert not good.failed
@@ -100,7 +100,7 @@ def test_register_cli_pose_aware_outputs(tmp_path, body, scan):
     from bodyshape.cli import main
     from bodyshape.shape.meshio import save_body_mesh
 
-    rest, truth, v, f = scan
+    _, truth, v, f = scan
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
     save_body_mesh(src / "t.ply", v * 1000.0, f)

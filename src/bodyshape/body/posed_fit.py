@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import numpy as np
 import torch
@@ -150,7 +150,7 @@ class PosedFitter:
         comps = body.shape.components[:k].reshape(k, -1, 3).astype(np.float64)  # (K, V, 3)
         mean = body.shape.mean.astype(np.float64)
         reg = body.rig.regressor
-        t = lambda a: torch.tensor(a, dtype=torch.float32)  # noqa: E731
+        t = lambda a: torch.tensor(a, dtype=torch.float32)
         return dict(
             n_coarse=n_first, mean=t(pick(mean)), basis=t(pick(comps).transpose(1, 2, 0)),
             jmean=t(reg @ mean), jbasis=t(np.tensordot(reg, comps, axes=([1], [1]))
@@ -244,7 +244,7 @@ class PosedFitter:
         lm_raw = np.stack([landmarks[n] for n in names]) if lm_rows is not None else None
         n_c, n_s = len(candidates), len(cfg.start_arm_deg)
         b = n_c * n_s
-        pick = lambda n: points[rng.choice(len(points), min(n, len(points)), replace=False)]  # noqa: E731
+        pick = lambda n: points[rng.choice(len(points), min(n, len(points)), replace=False)]
         screen = torch.tensor(np.einsum("cij,nj->cni", candidates, pick(cfg.screen_points)),
                               dtype=torch.float32).repeat_interleave(n_s, 0)
         lm_pos = (None if lm_raw is None else torch.tensor(

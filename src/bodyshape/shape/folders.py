@@ -159,7 +159,11 @@ def _worker_init(options: RegisterOptions, topology: str | None, single_thread: 
 
 def _register_aposed(mesh, landmarks: dict, info: dict):
     """The A-pose path: (vertices in the loader frame, canonical vertices)."""
-    from bodyshape.shape.register import SurfaceSampler, register, register_without_landmarks
+    from bodyshape.shape.register import (
+        SurfaceSampler,
+        register,
+        register_without_landmarks,
+    )
 
     template: Template = _WORKER["template"]
     sampler = SurfaceSampler.from_mesh(mesh.vertices, mesh.faces)

@@ -18,8 +18,9 @@ This module knows nothing of skeletons: the fitter does the posing and unposing.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, Protocol
+from typing import Protocol
 
 import numpy as np
 
