@@ -109,10 +109,14 @@ def test_register_estimates_landmarks_and_turns_to_canonical_facing(tmp_path, te
     r = CliRunner().invoke(main, ["register", str(src), "--out", str(out),
                                   "--shape-model", "none"])
     assert r.exit_code == 0, r.output
-    reg = np.asarray(trimesh.load(out / "turned.ply", process=False).vertices)
+    reg = np.asarray(trimesh.load(out / "turned.canonical.ply", process=False).vertices)
     info = json.loads((out / "turned.registration.json").read_text())
     assert info["landmarks"] == "estimated" and info["turned_to_face_minus_y"]
+    assert info["failed"] is False and info["scan_to_template_p95_mm"] > 0
     sellion = template.landmark_index("sellion")
-    assert reg[sellion, 1] < reg[:, 1].mean()  # the face is towards -Y
+    assert reg[sellion, 1] < reg[:, 1].mean()  # the canonical body faces -Y
     err = np.linalg.norm((reg - reg.mean(0)) - (body - body.mean(0)), axis=1)
     assert np.median(err) < 0.005
+    # NAME.ply stays in the scan's own frame: it overlays the input (facing +Y).
+    posed = np.asarray(trimesh.load(out / "turned.ply", process=False).vertices)
+    assert np.median(np.linalg.norm(posed - body * [-1, -1, 1], axis=1)) < 0.005

@@ -145,3 +145,18 @@ class _Truncated:
 
     def __init__(self, model):
         self.n_vertices = model.n_vertices - 1
+
+
+def test_inverse_lbs_unposes_exactly(body, tpl):
+    rest = torch.tensor(tpl.vertices)[None]
+    joints = kin.regress_joints(rest, body.regressor)
+    angles = torch.tensor(body.rest_pose(1).angles)
+    angles[0, :2] = torch.tensor([0.2, 1.5])  # one arm hanging, one horizontal
+    angles[0, 4] = -0.5
+    angles[0, 10:13] = torch.tensor([0.1, -0.05, 0.08])
+    rot = kin.pose_rotations(angles, body.rest_arm_angle)
+    posed = kin.lbs(rest, joints, rot, body.weights, body.parents).vertices
+    assert (posed - rest).abs().max() > 0.1  # really posed
+    back = kin.inverse_lbs(posed, joints, rot, body.weights, body.parents)
+    # float32 weights sum to 1 only up to rounding: exact to well under a micrometer.
+    assert (back - rest).abs().max() < 1e-6

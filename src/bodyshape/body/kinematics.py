@@ -188,6 +188,43 @@ def lbs(vertices: Tensor, joints: Tensor, rotations: Tensor, weights: Tensor,
     return Posed(posed, posed_joints)
 
 
+def blend_transforms(joints: Tensor, rotations: Tensor, weights: Tensor,
+                     parents: tuple[int, ...]) -> Tensor:
+    """Per-vertex blended LBS transforms ``sum_k w_k A_k`` (B, V, 3, 4): posed = M [v; 1].
+
+    Args:
+        joints: (B, J, 3) rest joints, meters.
+        rotations: (B, J, 3, 3) local rotations.
+        weights: (V, J) skinning weights (rows summing to 1).
+        parents: J parent indices.
+    """
+    a = forward_kinematics(rotations, joints, parents)
+    return (weights.to(a) @ a.flatten(2)).unflatten(-1, (3, 4))
+
+
+def inverse_lbs(posed: Tensor, joints: Tensor, rotations: Tensor, weights: Tensor,
+                parents: tuple[int, ...]) -> Tensor:
+    """Unpose meshes: the inverse of :func:`lbs` for given rest joints and rotations.
+
+    Each vertex's blended transform ``M = sum_k w_k A_k`` is inverted,
+    ``v = M[:, :3]^-1 (x - M[:, 3])``, so ``inverse_lbs(lbs(v, ...).vertices, ...) == v`` up
+    to rounding wherever the blended 3x3 part is invertible (it is for any standing pose:
+    blends of rotations a few tens of degrees apart).
+
+    Args:
+        posed: (B, V, 3) posed vertices, meters, in the template topology.
+        joints: (B, J, 3) REST joints of the body, meters.
+        rotations: (B, J, 3, 3) the local rotations it was posed with.
+        weights: (V, J) skinning weights.
+        parents: J parent indices.
+    Returns:
+        (B, V, 3) rest (unposed) vertices, meters.
+    """
+    m = blend_transforms(joints, rotations, weights, parents)
+    rhs = (posed - m[..., 3])[..., None]
+    return torch.linalg.solve(m[..., :3], rhs)[..., 0]
+
+
 def bounds(vertices: Tensor) -> tuple[Tensor, Tensor]:
     """((B, 3) minimum, (B, 3) maximum) of meshes (B, V, 3).
 

@@ -68,20 +68,42 @@ def bodies(n, topology, seed, out, ages, sex, local_scale):
               default=default_of(f"{FOLDERS}:register_folder", "workers"), show_default=True,
               help="Processes.")
 def register(in_dir, out, shape_model, units, up, landmarks, workers):
-    """Register every mesh in IN_DIR onto the template topology (resumable)."""
+    """Register every mesh in IN_DIR onto the template topology (resumable).
+
+    Writes OUT/NAME.ply (the template topology in the scan's pose and axes, meters),
+    OUT/NAME.canonical.ply (unposed to the canonical A-pose; what `pca fit` reads) and
+    OUT/NAME.registration.json. Exits 1 if any mesh could not be registered or failed its
+    quality check.
+    """
     from bodyshape.shape.folders import RegisterOptions, register_folder
 
     model = _model_path(shape_model)
-    opts = RegisterOptions(units=units, up=up, landmarks=landmarks, shape_model=model)
+    fitter = None
+    if model is not None:
+        from bodyshape.body import BodyModel
+        from bodyshape.body.posed_fit import PosedFitter
+
+        try:
+            fitter = PosedFitter(BodyModel.load(model))
+        except ValueError as e:
+            fail(f"{model}: {e}")
+    else:
+        click.echo("warning: without a shape model, meshes must stand in an A-pose (the "
+                   "pose-aware fit needs one)", err=True)
+    opts = RegisterOptions(units=units, up=up, landmarks=landmarks, shape_model=model,
+                           fitter=fitter)
     try:
         report = register_folder(in_dir, out, opts, workers=workers)
     except ValueError as e:
         fail(str(e))
     for msg in report.failed.values():
         click.echo(f"failed: {msg}", err=True)
+    for msg in report.flagged.values():
+        click.echo(f"failed: {msg}", err=True)
     click.echo(f"registered {len(report.done)}, skipped {len(report.skipped)} (already done), "
-               f"failed {len(report.failed)} -> {out}")
-    if report.failed:
+               f"failed {len(report.failed)}, failed the quality check {len(report.flagged)} "
+               f"-> {out}")
+    if report.failed or report.flagged:
         sys.exit(1)
 
 
@@ -118,12 +140,17 @@ def pca():
               show_default=True, help="Random seed (mixture fit).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Output model (.npz).")
-def pca_fit(dirs, components, mixture, seed, out):
-    """Fit a PCA shape model on registered meshes in DIRS (template topology)."""
+@click.option("--force", is_flag=True,
+              help="Include registrations flagged failed in their registration.json "
+                   "(refused by default).")
+def pca_fit(dirs, components, mixture, seed, out, force):
+    """Fit a PCA shape model on registered meshes in DIRS (template topology; registered
+    folders give their NAME.canonical.ply)."""
     from bodyshape.shape.build import fit_shape_model
 
     try:
-        model = fit_shape_model(dirs, components, n_mixture=mixture, seed=seed)
+        model = fit_shape_model(dirs, components, n_mixture=mixture, seed=seed,
+                                failed="include" if force else "refuse")
     except ValueError as e:
         fail(str(e))
     model.save(out)

@@ -52,10 +52,12 @@ PRESETS = {
 
 
 def fit_shape_model(dirs, n_components: int = 50, n_mixture: int = 8, seed: int = 0,
-                    progress: bool = True) -> ShapeModel:
-    """Fit a PCA shape model on the template-topology meshes in ``dirs``."""
+                    progress: bool = True, failed: str = "refuse") -> ShapeModel:
+    """Fit a PCA shape model on the template-topology meshes in ``dirs`` (registered
+    folders give their canonical meshes; ``failed``: what to do with registrations flagged
+    failed, "refuse", "skip" or "include", see ``read_template_meshes``)."""
     template = load_template()
-    meshes = read_template_meshes(dirs, template, progress=progress)
+    meshes = read_template_meshes(dirs, template, progress=progress, failed=failed)
     if len(meshes.vertices) <= n_components:
         raise ValueError(f"{len(meshes.vertices)} meshes cannot support {n_components} "
                          "components: give more meshes or fewer components")
@@ -101,9 +103,12 @@ def build(spec: BuildSpec, work: str | os.PathLike, out: str | os.PathLike,
         write_anny_bodies(src, n, topology, seed)
         report = register_folder(src, dst, RegisterOptions(shape_model=str(prior_path)),
                                  workers=workers)
-        if report.failed:
-            logger.warning("%d meshes failed to register in %s", len(report.failed), src)
+        if report.failed or report.flagged:
+            logger.warning("%d meshes failed to register and %d were flagged failed in %s; "
+                           "the model leaves them out", len(report.failed),
+                           len(report.flagged), src)
         dirs.append(dst)
-    model = fit_shape_model(dirs, spec.components, n_mixture=spec.n_mixture, seed=spec.seed)
+    model = fit_shape_model(dirs, spec.components, n_mixture=spec.n_mixture, seed=spec.seed,
+                            failed="skip")
     model.save(out)
     return model

@@ -2,11 +2,15 @@
 
 Folder format (what ``bodyshape bodies`` and ``bodyshape register`` write):
 
-- ``<name>.ply``: one body per file, meters, Z up, facing -Y, canonical A-pose.
+- ``<name>.ply``: one body per file, meters. Body folders (``bodyshape bodies``): Z up,
+  facing -Y, canonical A-pose. Registered folders: the template topology in the scan's own
+  pose and axes, plus ``<name>.canonical.ply``, the same body unposed to the canonical
+  A-pose (what ``read_template_meshes`` reads).
 - ``bodies.json``: ``{"topology": str, "source": str, "bodies": {<name>: record}}`` where a
   record holds at least ``sex`` ("male"/"female"/null) and ``stature_m``; anny bodies add their
   phenotype and local-change parameters. Optional for imported folders.
-- ``<name>.registration.json`` (registered folders): how the mesh was registered.
+- ``<name>.registration.json`` (registered folders): how the mesh was registered and its
+  two-sided quality, with the ``failed`` flag (``shape/scan_register.py``); written last.
 
 Every file is written atomically, and batch commands skip outputs that already exist, so a
 killed run picks up where it stopped.
@@ -18,7 +22,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +36,8 @@ from bodyshape.shape.template import Template, load_template
 logger = logging.getLogger(__name__)
 
 BODIES_JSON = "bodies.json"
+REGISTRATION_JSON = ".registration.json"
+CANONICAL_PLY = ".canonical.ply"
 
 
 def read_bodies_json(folder: str | os.PathLike) -> dict:
@@ -105,22 +111,31 @@ class RegisterOptions:
 
     ``landmarks``: "auto" uses a mesh's landmark file, else the exact anny transfer when the
     folder's bodies.json names an anny topology, else estimates them; "estimate" always
-    estimates (to measure the automatic path).
+    estimates (to measure the automatic path). ``fitter``: a pose-aware coarse fitter
+    (``bodyshape.body.posed_fit.PosedFitter``, what ``bodyshape register`` passes) for scans
+    in any standing pose, or None for the A-pose path (landmark similarity and the A-pose
+    shape prior ``shape_model``; meshes must be in an A-pose). ``seed`` seeds the fitter's
+    point subsets.
     """
 
     units: str = "auto"
     up: str = "auto"
     landmarks: str = "auto"
     shape_model: str | None = None
+    fitter: object | None = None
+    seed: int = 0
 
 
 @dataclass(frozen=True)
 class FolderReport:
-    """Outcome of a batch over a folder. ``failed`` maps file name -> one-line reason."""
+    """Outcome of a batch over a folder. ``failed`` maps file name -> one-line reason (not
+    registered); ``flagged`` maps file name -> reason for registrations written but marked
+    ``failed`` by their quality figures (``scan_register.registration_quality``)."""
 
     done: tuple[str, ...]
     skipped: tuple[str, ...]
     failed: dict
+    flagged: dict = field(default_factory=dict)
 
 
 _WORKER: dict = {}
@@ -136,25 +151,83 @@ def _worker_init(options: RegisterOptions, topology: str | None, single_thread: 
         _WORKER["threads"] = threadpool_limits(1)
 
     _WORKER["template"] = load_template()
-    _WORKER["prior"] = ShapeModel.load(options.shape_model) if options.shape_model else None
+    _WORKER["prior"] = (ShapeModel.load(options.shape_model)
+                        if options.shape_model and options.fitter is None else None)
     _WORKER["options"] = options
     _WORKER["topology"] = topology
 
 
-def _register_one(job: tuple[str, str]) -> tuple[str, str | None]:
-    """Register one file; returns (name, error message or None)."""
+def _register_aposed(mesh, landmarks: dict, info: dict):
+    """The A-pose path: (vertices in the loader frame, canonical vertices)."""
+    from bodyshape.shape.register import (
+        SurfaceSampler,
+        register,
+        register_without_landmarks,
+    )
+
+    template: Template = _WORKER["template"]
+    sampler = SurfaceSampler.from_mesh(mesh.vertices, mesh.faces)
+    if len(landmarks) < 4:
+        res, est = register_without_landmarks(mesh.vertices, mesh.faces, template,
+                                              _WORKER["prior"], sampler=sampler)
+        info["landmarks"] = "estimated"
+        info["facing_flipped"] = est.facing_flipped
+    else:
+        res = register(mesh.vertices, mesh.faces, landmarks, template, _WORKER["prior"],
+                       sampler=sampler)
+    if not np.isfinite(res.vertices).all():
+        raise MeshInputError(f"{mesh.name}: registration diverged (non-finite vertices)")
+    canonical = res.vertices
+    if res.similarity.rotation[1, 1] < 0:
+        # The body faced +Y: turn it about the vertical axis to the canonical -Y facing.
+        centre = canonical.mean(axis=0) * [1, 1, 0]
+        canonical = (canonical - centre) * [-1, -1, 1] + centre
+        info["turned_to_face_minus_y"] = True
+    info.update(landmark_rms_mm=round(res.landmark_rms * 1e3, 3), seconds=round(res.seconds, 3))
+    return res.vertices, canonical, sampler
+
+
+def _register_posed(mesh, landmarks: dict, info: dict):
+    """The pose-aware path: (vertices in the loader frame, canonical vertices)."""
+    from bodyshape.shape.mesh_frame import candidate_rotations
+    from bodyshape.shape.scan_register import register_scan
+
+    opts: RegisterOptions = _WORKER["options"]
+    up = None if opts.up == "auto" else (2, 1)  # a given up axis is +Z after loading
+    cands, labels = candidate_rotations(mesh.vertices, up)
+    res = register_scan(mesh.vertices, mesh.faces, _WORKER["template"], opts.fitter, cands,
+                        np.random.default_rng(opts.seed), landmarks=landmarks)
+    if not (np.isfinite(res.vertices).all() and np.isfinite(res.canonical).all()):
+        raise MeshInputError(f"{mesh.name}: registration diverged (non-finite vertices)")
+    c = res.coarse
+    info["landmarks"] = info.get("landmarks") if res.landmarks == "given" else "estimated"
+    info["n_landmarks"] = res.n_landmarks
+    info["orientation"] = labels[c.candidate] + (" (auto: lowest coarse residual)"
+                                                 if up is None or len(labels) > 1 else "")
+    info["coarse_residual_mm"] = round(c.residual * 1e3, 3)
+    info["orientation_residuals_mm"] = {lab: round(r * 1e3, 2)
+                                        for lab, r in zip(labels, c.candidate_residuals)}
+    info["coarse_fit"] = c.summary
+    info["seconds"] = round(res.seconds, 3)
+    return res.vertices, res.canonical, res.quality
+
+
+def _register_one(job: tuple[str, str]) -> tuple[str, str | None, str | None]:
+    """Register one file; returns (name, error message or None, quality flag or None)."""
     from bodyshape.shape.anny_landmarks import transferred_landmarks
-    from bodyshape.shape.register import SurfaceSampler, register, register_without_landmarks
+    from bodyshape.shape.scan_register import registration_quality
 
     src, out_dir = Path(job[0]), Path(job[1])
     template: Template = _WORKER["template"]
     opts: RegisterOptions = _WORKER["options"]
+    posed = opts.fitter is not None
     try:
-        mesh = load_body_mesh(src, units=opts.units, up=opts.up,
+        up = "file" if posed and opts.up == "auto" else opts.up
+        mesh = load_body_mesh(src, units=opts.units, up=up,
                               landmarks_path="auto" if opts.landmarks == "auto" else None,
                               known_landmarks=template.landmark_names)
-        sampler = SurfaceSampler.from_mesh(mesh.vertices, mesh.faces)
-        info = {"source": src.name, "notes": list(mesh.notes)}
+        info = {"source": src.name, "notes": list(mesh.notes),
+                "path": "pose-aware" if posed else "A-pose"}
         landmarks = dict(mesh.landmarks)
         if landmarks:
             info["landmarks"] = "file"
@@ -162,32 +235,26 @@ def _register_one(job: tuple[str, str]) -> tuple[str, str | None]:
             landmarks = transferred_landmarks(_WORKER["topology"], mesh.vertices, mesh.faces,
                                               template)
             info["landmarks"] = f"anny transfer ({_WORKER['topology']})"
-        if len(landmarks) < 4:
-            res, est = register_without_landmarks(mesh.vertices, mesh.faces, template,
-                                                  _WORKER["prior"], sampler=sampler)
-            info["landmarks"] = "estimated"
-            info["facing_flipped"] = est.facing_flipped
+        if posed:
+            vertices, canonical, quality = _register_posed(mesh, landmarks, info)
         else:
-            res = register(mesh.vertices, mesh.faces, landmarks, template, _WORKER["prior"],
-                           sampler=sampler)
-        if not np.isfinite(res.vertices).all():
-            raise MeshInputError(f"{src.name}: registration diverged (non-finite vertices)")
-        vertices = res.vertices
-        if res.similarity.rotation[1, 1] < 0:
-            # The body faced +Y: turn it about the vertical axis to the canonical -Y facing.
-            centre = vertices.mean(axis=0) * [1, 1, 0]
-            vertices = (vertices - centre) * [-1, -1, 1] + centre
-            info["turned_to_face_minus_y"] = True
-        info.update(landmark_rms_mm=round(res.landmark_rms * 1e3, 3),
-                    surface_mean_mm=round(res.surface_mean * 1e3, 3),
-                    seconds=round(res.seconds, 3))
+            vertices, canonical, sampler = _register_aposed(mesh, landmarks, info)
+            quality = registration_quality(vertices, template.faces, sampler)
+        info.update(quality.as_dict())
         stem = src.stem
-        save_body_mesh(out_dir / f"{stem}.ply", vertices, template.faces)
+        # The scan's own pose and axes (meters): the loader only rotated and scaled.
+        save_body_mesh(out_dir / f"{stem}.ply", vertices @ mesh.rotation, template.faces)
+        save_body_mesh(out_dir / f"{stem}.canonical.ply", canonical, template.faces)
         write_json(out_dir / f"{stem}.registration.json", info)
-        return src.name, None
+        flag = None
+        if quality.failed:
+            flag = (f"{src.name}: registration failed its quality check (p95 template->scan "
+                    f"{quality.template_to_scan_p95_mm:.1f} mm, scan->template "
+                    f"{quality.scan_to_template_p95_mm:.1f} mm)")
+        return src.name, None, flag
     except (MeshInputError, ValueError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        return src.name, msg if msg.startswith(src.name) else f"{src.name}: {msg}"
+        return src.name, msg if msg.startswith(src.name) else f"{src.name}: {msg}", None
 
 
 def _collect(results, bar):
@@ -212,7 +279,7 @@ def register_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike,
     meta = read_bodies_json(in_dir)
     topology = meta.get("topology") if meta.get("source") == "anny" else None
     files = list_mesh_files(in_dir)
-    todo = [f for f in files if not (out_dir / f"{f.stem}.ply").exists()]
+    todo = [f for f in files if not (out_dir / f"{f.stem}{REGISTRATION_JSON}").exists()]
     skipped = tuple(f.name for f in files if f not in todo)
     done, failed = [], {}
     bar = tqdm(total=len(files), initial=len(skipped), desc="register", unit="mesh",
@@ -229,21 +296,24 @@ def register_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike,
         finally:
             _WORKER.pop("threads").restore_original_limits()
     bar.close()
-    for name, err in results:
+    flagged = {}
+    for name, err, flag in results:
         if err:
             failed[name] = err
         else:
             done.append(name)
-    for name, err in failed.items():
-        logger.error("%s", err)
-    kept = {f.stem for f in files if (out_dir / f"{f.stem}.ply").exists()}
+        if flag:
+            flagged[name] = flag
+    for msg in (*failed.values(), *flagged.values()):
+        logger.error("%s", msg)
+    kept = {f.stem for f in files if (out_dir / f"{f.stem}{REGISTRATION_JSON}").exists()}
     write_json(out_dir / BODIES_JSON, {
         "source": f"registered from {in_dir.name}",
         "topology": "template",
         "source_topology": meta.get("topology"),
         "bodies": {k: v for k, v in meta["bodies"].items() if k in kept},
     })
-    return FolderReport(tuple(done), skipped, failed)
+    return FolderReport(tuple(done), skipped, failed, flagged)
 
 
 @dataclass(frozen=True)
@@ -263,26 +333,73 @@ class MeshSet:
     sources: dict
 
 
+def _folder_meshes(folder: Path, failed: str) -> list[tuple[str, Path]]:
+    """(name, file) of the meshes ``read_template_meshes`` takes from one folder.
+
+    A registered folder (``*.registration.json`` files) gives each ``NAME.canonical.ply``
+    (``NAME.ply`` of folders registered before canonical outputs existed); registrations
+    flagged ``failed`` are refused, skipped or included as ``failed`` says.
+    """
+    reports = sorted(folder.glob(f"*{REGISTRATION_JSON}"))
+    if not reports:
+        return [(f.stem, f) for f in list_mesh_files(folder)
+                if not f.name.endswith(CANONICAL_PLY)]
+    out, flagged = [], []
+    for rep in reports:
+        name = rep.name[: -len(REGISTRATION_JSON)]
+        try:
+            is_failed = bool(json.loads(rep.read_text()).get("failed", False))
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"{rep}: not a valid registration report ({e})") from None
+        if is_failed:
+            flagged.append(name)
+            if failed != "include":
+                continue
+        canonical = folder / f"{name}{CANONICAL_PLY}"
+        out.append((name, canonical if canonical.exists() else folder / f"{name}.ply"))
+    if flagged and failed == "refuse":
+        shown = ", ".join(flagged[:5]) + (", ..." if len(flagged) > 5 else "")
+        raise ValueError(f"{folder}: {len(flagged)} registration(s) flagged failed ({shown}); "
+                         "remove them or pass --force")
+    if flagged:
+        logger.warning("%s: %s %d registration(s) flagged failed", folder,
+                       "including" if failed == "include" else "skipping", len(flagged))
+    return out
+
+
 def read_template_meshes(folders, template: Template | None = None,
-                         progress: bool = True) -> MeshSet:
-    """Read every PLY in ``folders``; all must be in the template topology."""
+                         progress: bool = True, failed: str = "refuse") -> MeshSet:
+    """Read the template-topology meshes in ``folders``.
+
+    Args:
+        folders: folders of PLY files in the template topology: registered folders
+            (``bodyshape register``; their canonical ``NAME.canonical.ply`` are read) or
+            folders of canonical bodies (every mesh file is read).
+        template: the template (default: the shipped one).
+        progress: show a progress bar.
+        failed: registrations flagged ``failed``: "refuse" (ValueError naming them),
+            "skip" (with a warning) or "include".
+    """
     import trimesh
 
+    if failed not in ("refuse", "skip", "include"):
+        raise ValueError(f"failed must be 'refuse', 'skip' or 'include', got {failed!r}")
     template = template or load_template()
     verts, names, sexes, sources = [], [], [], {}
     for folder in map(Path, folders):
         meta = read_bodies_json(folder)
-        files = list_mesh_files(folder)
+        files = _folder_meshes(folder, failed)
         if not files:
             raise ValueError(f"{folder}: no OBJ/PLY/OFF meshes")
-        for f in tqdm(files, desc=f"read {folder.name}", unit="mesh", disable=not progress):
+        for name, f in tqdm(files, desc=f"read {folder.name}", unit="mesh",
+                            disable=not progress):
             m = trimesh.load(f, process=False, force="mesh")
             if len(m.vertices) != len(template.vertices) or not np.array_equal(
                     np.asarray(m.faces), template.faces):
                 raise ValueError(f"{f}: not in the template topology (register it first)")
             verts.append(np.asarray(m.vertices, dtype=np.float32))
-            names.append(f"{folder.name}/{f.stem}")
-            sexes.append(meta["bodies"].get(f.stem, {}).get("sex"))
+            names.append(f"{folder.name}/{name}")
+            sexes.append(meta["bodies"].get(name, {}).get("sex"))
         sources[folder.name] = {"count": len(files),
                                 "topology": meta.get("source_topology") or meta.get("topology")}
     return MeshSet(np.stack(verts), tuple(names), tuple(sexes), sources)

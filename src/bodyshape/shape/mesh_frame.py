@@ -119,3 +119,37 @@ def decide_units(path: Path, units: str, height_raw: float) -> tuple[float, str]
         f"cannot decide the units from the body height {height_raw:.4g} (expected about "
         f"{lo:g}-{hi:g} m, {100 * lo:g}-{100 * hi:g} cm or {1000 * lo:g}-{1000 * hi:g} mm); pass --units",
     )
+
+
+# Candidate up axes of ``candidate_rotations``: every axis whose extent is at least this
+# fraction of the largest (a T-pose's arm span is about its height; the depth of a standing
+# body is well below half of it).
+CANDIDATE_EXTENT_RATIO = 0.7
+
+
+def candidate_rotations(vertices: np.ndarray, up: tuple[int, int] | None = None
+                        ) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Orientations a pose-aware fit tries: up axis, its sign and the facing.
+
+    Args:
+        vertices: (N, 3) the mesh in its file's axes.
+        up: (axis, sign) if known, else every axis whose extent is at least
+            ``CANDIDATE_EXTENT_RATIO`` of the largest, with both signs.
+    Returns:
+        ((C, 3, 3) rotations ``R`` (``R @ p`` stands Z up), C labels such as
+        "up +y, facing -Y"), each up direction with both facings.
+    """
+    extent = vertices.max(axis=0) - vertices.min(axis=0)
+    if up is None:
+        ups = [(a, s) for a in range(3) if extent[a] >= CANDIDATE_EXTENT_RATIO * extent.max()
+               for s in (1, -1)]
+    else:
+        ups = [up]
+    rots, labels = [], []
+    turn = np.diag([-1.0, -1.0, 1.0])  # half a turn about Z: the other facing
+    for axis, sign in ups:
+        r = rotation(vertices, axis, sign)
+        for facing, t in (("-Y", np.eye(3)), ("+Y", turn)):
+            rots.append(t @ r)
+            labels.append(f"up {axis_name(axis, sign)}, facing {facing}")
+    return np.stack(rots), tuple(labels)

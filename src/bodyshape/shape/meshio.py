@@ -57,6 +57,8 @@ class BodyMesh:
         name: the file stem.
         landmarks: landmark name -> (3,) float64 position in meters, same frame (may be empty).
         notes: human-readable record of what was detected, converted and repaired.
+        rotation: (3, 3) R with ``vertices = scale * R @ file point`` (identity when the
+            file's axes were kept, ``up="file"``).
     """
 
     vertices: np.ndarray
@@ -64,6 +66,7 @@ class BodyMesh:
     name: str
     landmarks: dict[str, np.ndarray] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    rotation: np.ndarray = field(default_factory=lambda: np.eye(3))
 
     def __post_init__(self) -> None:
         vertices = np.array(self.vertices, dtype=np.float64)
@@ -153,7 +156,9 @@ def load_body_mesh(
     Args:
         path: the mesh file.
         units: "auto", "m", "cm" or "mm" (units of the file).
-        up: "auto" or the file's up axis: "z", "y", "x", "-z", "-y", "-x" (a "+" is allowed).
+        up: "auto", the file's up axis ("z", "y", "x", "-z", "-y", "-x"; a "+" is allowed),
+            or "file": keep the file's axes (only the units change) and leave the
+            orientation to a pose-aware registration (``mesh_frame.candidate_rotations``).
         landmarks_path: None (no landmarks), "auto" (``<stem>.landmarks.json`` or
             ``<stem>.json`` beside the mesh, if present) or a JSON file path.
         known_landmarks: landmark names allowed in the landmark file (None: any name).
@@ -166,7 +171,8 @@ def load_body_mesh(
     path = Path(path)
     if units not in ("auto", *UNIT_SCALES):
         raise ValueError(f"units must be 'auto', 'm', 'cm' or 'mm'; got {units!r}")
-    up_given = parse_up(up)
+    keep_axes = str(up).strip().lower() == "file"
+    up_given = None if keep_axes else parse_up(up)
     if path.suffix.lower() not in MESH_EXTENSIONS:
         raise input_error(path, f"unsupported file type {path.suffix!r} (expected .obj, .ply or .off)")
     if not path.exists():
@@ -182,13 +188,18 @@ def load_body_mesh(
     n_in_v, n_in_f = len(vertices), len(faces)
     vertices, faces = clean_mesh(path, vertices, faces, notes)
 
-    if up_given is None:
+    if keep_axes:
+        rot = np.eye(3)
+        up_axis = int(np.argmax(np.ptp(vertices, axis=0)))  # the units' scale only
+        up_note = "axes: kept as in the file (orientation left to registration)"
+    elif up_given is None:
         up_axis, up_sign, why = auto_up(path, vertices)
         up_note = f"up: {axis_name(up_axis, up_sign)} (auto, largest extent, {why})"
     else:
         up_axis, up_sign = up_given
         up_note = f"up: {axis_name(up_axis, up_sign)} (given)"
-    rot = rotation(vertices, up_axis, up_sign)
+    if not keep_axes:
+        rot = rotation(vertices, up_axis, up_sign)
     height_raw = float(np.ptp(vertices[:, up_axis]))
     scale, units_note = decide_units(path, units, height_raw)
     height = height_raw * scale
@@ -201,7 +212,7 @@ def load_body_mesh(
     transform = scale * rot
     vertices = vertices @ transform.T
     notes.append(units_note + f" -> m (x{scale:g}), height {height:.3f} m")
-    notes.append(up_note + "; rotation " + describe_rotation(rot))
+    notes.append(up_note if keep_axes else up_note + "; rotation " + describe_rotation(rot))
     notes.append("facing (+Y or -Y) not determined: left to landmarks / registration")
 
     import trimesh
@@ -236,7 +247,8 @@ def load_body_mesh(
 
     kept = f"kept {len(vertices)} vertices, {len(faces)} faces"
     notes.insert(0, f"read {n_in_v} vertices, {n_in_f} faces; {kept}")
-    return BodyMesh(vertices=vertices, faces=faces, name=path.stem, landmarks=landmarks, notes=tuple(notes))
+    return BodyMesh(vertices=vertices, faces=faces, name=path.stem, landmarks=landmarks,
+                    notes=tuple(notes), rotation=rot)
 
 
 def save_body_mesh(path: str | Path, vertices: np.ndarray, faces: np.ndarray) -> None:

@@ -247,7 +247,8 @@ def fit_shape_prior(model: "ShapeModel", sampler: SurfaceSampler, faces: np.ndar
 def register(vertices: np.ndarray, faces: np.ndarray, landmarks: Mapping[str, np.ndarray],
              template: Template, prior: "ShapeModel | None" = None,
              config: RegistrationConfig = RegistrationConfig(),
-             sampler: SurfaceSampler | None = None) -> RegistrationResult:
+             sampler: SurfaceSampler | None = None,
+             init: np.ndarray | None = None) -> RegistrationResult:
     """Register a target mesh onto the template topology.
 
     Args:
@@ -259,6 +260,9 @@ def register(vertices: np.ndarray, faces: np.ndarray, landmarks: Mapping[str, np
         prior: optional shape model over the template topology for the shape-prior fit.
         config: the annealing schedule.
         sampler: closest-point structure of the target, if already built.
+        init: (V, 3) a template-topology body already laid on the target (a pose-aware
+            coarse fit, in the target's frame): the non-rigid stage starts from it instead
+            of the landmark similarity and the shape-prior fit.
 
     Returns:
         RegistrationResult with (V, 3) vertices in the target's frame.
@@ -274,7 +278,9 @@ def register(vertices: np.ndarray, faces: np.ndarray, landmarks: Mapping[str, np
     sim = similarity_from_points(template.vertices[lm_idx], lm_pos)
     sampler = sampler or SurfaceSampler.from_mesh(np.asarray(vertices, np.float64),
                                                   np.asarray(faces), cfg.samples_per_face)
-    if prior is not None:
+    if init is not None:
+        x0 = np.asarray(init, np.float64)
+    elif prior is not None:
         x0 = fit_shape_prior(prior, sampler, tfaces, lm_idx, lm_pos, sim, cfg)
     else:
         x0 = sim.apply(template.vertices)
