@@ -309,7 +309,8 @@ def _side_direction(lm: dict[str, np.ndarray], side: str) -> np.ndarray:
 def girth_sections(lm: dict[str, np.ndarray]) -> dict[str, Section]:
     """The section planes of one body (``body.anthropometry.girth_sections``) from its
     landmarks (name -> (3,)), as numpy: Section fields (3,) float64 arrays or None."""
-    sections = anthro.girth_sections({k: torch.as_tensor(v) for k, v in lm.items()})
+    # A copy: landmarks may be read-only views (torch warns on those).
+    sections = anthro.girth_sections({k: torch.tensor(v) for k, v in lm.items()})
     return {k: Section(*(None if x is None else x.numpy() for x in
                          (s.origin, s.normal, s.keep_point, s.keep_dir)))
             for k, s in sections.items()}
