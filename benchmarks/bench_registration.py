@@ -20,6 +20,7 @@ Usage: ANNY_CACHE_DIR=... python benchmarks/bench_registration.py [--n 50] [--au
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -131,9 +132,10 @@ def posed_scans(a, template) -> None:
 
     torch.set_num_threads(1)
     body = BodyModel.load(a.model)
+    prior = ShapeModel.load(a.model)
     fitter = PosedFitter(body)
     y_up = np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]])  # Z-up -> Y-up (facing +Z)
-    results, rows, per_body = {}, [], []
+    results, rows, per_body, rest_rows = {}, [], [], []
     for k, topo in enumerate(a.topologies):
         rng = np.random.default_rng(a.seed + k)
         params = ab.sample_body_params(a.n, rng)
@@ -149,6 +151,7 @@ def posed_scans(a, template) -> None:
         weights = torch.from_numpy(source_skinning(body, truth[0], src.vertices[0]))
         runs = {(v, w): [] for v in ("transferred", "automatic") for w in ("posed", "canonical")}
         secs = {"transferred": [], "automatic": []}
+        cpu = {"transferred": [], "automatic": []}
         silent = 0
         for i in range(a.n):
             rest_t = torch.from_numpy(truth[i][None].astype(np.float64))
@@ -163,10 +166,11 @@ def posed_scans(a, template) -> None:
             for variant in ("transferred", "automatic"):
                 lms = (transferred_landmarks(topo, scan, src.faces, template)
                        if variant == "transferred" else None)
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 r = register_scan(scan, src.faces, template, fitter, cands,
                                   np.random.default_rng(i), landmarks=lms)
                 secs[variant].append(time.perf_counter() - t0)
+                cpu[variant].append(time.process_time() - c0)
                 e_posed = errors_mm(r.vertices, truth_posed)
                 align = similarity_from_points(r.canonical, truth[i], with_scale=False)
                 e_can = errors_mm(align.apply(r.canonical), truth[i])
@@ -179,31 +183,60 @@ def posed_scans(a, template) -> None:
                                  variant, labels[r.coarse.candidate], float(e_posed.mean()),
                                  float(e_can.mean()), q.template_to_scan_p95_mm,
                                  q.scan_to_template_p95_mm, flagged or "ok",
-                                 secs[variant][-1]])
+                                 secs[variant][-1], cpu[variant][-1]])
+                if i == a.n - 1:  # the rest A-pose body: the A-pose path on the same scan
+                    upright = scan @ frame  # back to Z up, as the A-pose path needs
+                    t0 = time.perf_counter()
+                    if variant == "transferred":
+                        old = register(upright, src.faces, {n: p @ frame for n, p in lms.items()},
+                                       template, prior)
+                    else:
+                        old = register_without_landmarks(upright, src.faces, template, prior)[0]
+                    e_old = errors_mm(old.vertices @ frame.T, truth_posed)
+                    rest_rows.append([topo, variant, float(e_posed.mean()), float(e_can.mean()),
+                                      float(e_old.mean()), r.seconds,
+                                      time.perf_counter() - t0])
+                    results[f"{topo}/{variant}/rest_body"] = {
+                        "pose_aware_posed_mm": float(e_posed.mean()),
+                        "pose_aware_canonical_mm": float(e_can.mean()),
+                        "a_pose_path_mm": float(e_old.mean())}
             print(f"{topo} {i + 1}/{a.n}", flush=True)
         for variant in ("transferred", "automatic"):
             sp, sc = (summarize(runs[(variant, w)], secs[variant]) for w in ("posed", "canonical"))
+            cpu_s = float(np.mean(cpu[variant]))
             rows.append([topo, variant, sp["n"], sp["mean_mm"], sp["worst_body_mean_mm"],
-                         sc["mean_mm"], sc["worst_body_mean_mm"], sp["sec_per_mesh"]])
-            results[f"{topo}/{variant}"] = {"posed": sp, "canonical": sc}
+                         sc["mean_mm"], sc["worst_body_mean_mm"], sp["sec_per_mesh"], cpu_s])
+            results[f"{topo}/{variant}"] = {"posed": sp, "canonical": sc,
+                                            "cpu_sec_per_mesh": cpu_s}
         results[f"{topo}/silent_failures"] = silent
     body_md = table(["source", "landmarks", "bodies", "posed mean (mm)",
                      "posed worst body (mm)", "canonical mean (mm)",
-                     "canonical worst body (mm)", "s / mesh (1 core)"], rows)
+                     "canonical worst body (mm)", "s / mesh (wall)", "CPU s / mesh"], rows)
+    body_md += ("\n\nThe rest A-pose body (the last of each source) through both paths, same "
+                "scan and landmarks: the pose-aware path (posed output, and its canonical output, "
+                "which for this body should be the same body) and the A-pose path (`register` "
+                "with the shipped prior, or `register_without_landmarks`: the variants "
+                "'transferred + prior' and 'automatic + prior' of the A-pose benchmark above), "
+                "mean vertex error (mm):\n\n")
+    body_md += table(["source", "landmarks", "pose-aware posed", "pose-aware canonical",
+                      "A-pose path", "s pose-aware", "s A-pose path"], rest_rows)
     body_md += ("\n\nPer body (arms: left, right degrees from vertical; the last body of "
                 "each source is the rest A-pose; every other scan is presented Y up):\n\n")
     body_md += table(["source", "body", "arms (deg)", "landmarks", "orientation chosen",
                       "posed (mm)", "canonical (mm)", "p95 template->scan (mm)",
-                      "p95 scan->template (mm)", "flag", "s"], per_body)
+                      "p95 scan->template (mm)", "flag", "s", "CPU s"], per_body)
     body_md += ("\n\nBodies: anny phenotypes with local changes, posed by the 16-joint rig "
                 "(`FRONT_PHOTO_POSE` angles, arms spread over 0-95 deg); the source "
                 "topology is skinned with the template's weights interpolated at its closest "
                 "points. Posed error: against the ground truth in the scan's pose and frame. "
                 "Canonical error: the unposed output against the ground-truth A-pose body "
                 "after a rigid alignment (PCA fitting aligns rigidly anyway). Goals: posed "
-                "<= 5 mm, canonical <= 8 mm, <= 10 s per mesh on one core. Timings were "
-                "taken with one thread on a shared 2-core machine that was running another "
-                "job, so they overstate the time on an idle core. `silent failures` "
+                "<= 5 mm, canonical <= 8 mm, <= 10 s per mesh on one core. Timings use "
+                "one thread; `s` is wall time, which on a shared machine running other jobs "
+                "overstates the time on an idle core, and `CPU s` the process's CPU time "
+                "(`time.process_time`), which does not count the time the process waited "
+                f"for the CPU (load average at the end: {os.getloadavg()[0]:.1f}). "
+                "`silent failures` "
                 f"(true error > 10 mm without a flag): {sum(results[f'{t}/silent_failures'] for t in a.topologies)}.")
     write_section("registration_posed", "Registration of posed scans", body_md, results)
     print(body_md)

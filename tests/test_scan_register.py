@@ -18,6 +18,20 @@ FAST_ICP = RegistrationConfig(stiffness=(10.0, 1.0, 0.3), landmark_weight=(10.0,
 Y_UP = np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]])  # Z-up -> Y-up
 
 
+def _remesh(posed: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Subdivide, then decimate by vertex clustering on a 9 mm grid: another topology (no
+    vertex of the template survives), like a scanner's mesh."""
+    sub = trimesh.Trimesh(posed, faces, process=False).subdivide()
+    cell = np.floor(np.asarray(sub.vertices) / 0.009).astype(np.int64)
+    _, inverse = np.unique(cell, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    v = np.stack([np.bincount(inverse, sub.vertices[:, c]) for c in range(3)], 1)
+    v /= np.bincount(inverse)[:, None]
+    f = inverse[np.asarray(sub.faces)]
+    f = f[(f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 0] != f[:, 2])]
+    return v, np.unique(f, axis=0)
+
+
 @pytest.fixture(scope="module")
 def scan(body):
     """A T-posed body from the shipped model, remeshed (8 mm voxels), presented Y up."""
@@ -26,19 +40,8 @@ def scan(body):
     angles[0, :2] = np.radians([88.0, 92.0])  # a T-pose: arm span about the height
     angles[0, 4:6] = np.radians(-35.0)
     posed = body.pose(rest, angles[0])
-    # Subdivide, then decimate by vertex clustering on a 9 mm grid: another topology (no
-    # vertex of the template survives), like a scanner's mesh.
-    sub = trimesh.Trimesh(posed, body.faces, process=False).subdivide()
-    cell = np.floor(np.asarray(sub.vertices) / 0.009).astype(np.int64)
-    _, inverse = np.unique(cell, axis=0, return_inverse=True)
-    inverse = inverse.ravel()
-    v = np.stack([np.bincount(inverse, sub.vertices[:, c]) for c in range(3)], 1)
-    v /= np.bincount(inverse)[:, None]
-    f = inverse[np.asarray(sub.faces)]
-    f = f[(f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 0] != f[:, 2])]
-    f = np.unique(f, axis=0)
-    remeshed = trimesh.Trimesh(v, f, process=False)
-    return rest, posed @ Y_UP.T, np.asarray(remeshed.vertices) @ Y_UP.T, f
+    v, f = _remesh(posed, body.faces)
+    return rest, posed @ Y_UP.T, v @ Y_UP.T, f
 
 
 def test_registers_a_remeshed_t_pose_presented_y_up(body, scan):
@@ -55,6 +58,23 @@ def test_registers_a_remeshed_t_pose_presented_y_up(body, scan):
     can = r.canonical - r.canonical.mean(0) + rest.mean(0)
     assert np.median(np.linalg.norm(can - rest, axis=1)) < 0.015
     assert not r.quality.failed
+
+
+def test_rest_pose_scan_unposes_to_itself(body):
+    """A scan in the canonical A-pose: the canonical output is the posed registration
+    again (unposing a body in the rest pose changes nothing), and both lie on the body."""
+    rng = np.random.default_rng(3)
+    coeffs = rng.standard_normal(20) * body.shape.std[:20]
+    rest = body.shape.mean.astype(np.float64) + np.einsum(
+        "k,kvd->vd", coeffs, body.shape.components[:20].reshape(20, -1, 3))
+    v, f = _remesh(rest, body.faces)
+    r = register_scan(v, f, body.template, PosedFitter(body, FAST), candidate_rotations(v)[0],
+                      np.random.default_rng(0), config=FAST_ICP)
+    posed_err = np.linalg.norm(r.vertices - rest, axis=1)
+    assert posed_err.mean() < 0.004 and not r.quality.failed
+    can = r.canonical - r.canonical.mean(0) + r.vertices.mean(0)
+    assert np.linalg.norm(can - r.vertices, axis=1).mean() < 0.002
+    assert np.abs(np.degrees(r.coarse.angles - body.rest_pose(1).angles[0])).max() < 2.0
 
 
 def test_quality_catches_a_missing_arm(body, scan):

@@ -5,12 +5,16 @@
 1. a pose-aware coarse fit (a ``CoarseFitter``; the one ``bodyshape register`` uses is
    :class:`bodyshape.body.posed_fit.PosedFitter`) over candidate orientations of the scan
    (``mesh_frame.candidate_rotations``), the best chosen by its two-sided residual;
-2. landmarks: the given ones (file or anny transfer), else the fitted body's landmark
-   vertices snapped to the scan (those more than ``max_snap`` off the surface left out);
-3. non-rigid ICP (:func:`bodyshape.shape.register.register`) starting from the posed fit, then
+2. the posed shape-prior fit (``fitter.fit_surface``): pose, similarity and every PCA
+   coefficient fitted to closest points of the scan (and the given landmarks), the posed
+   counterpart of the A-pose path's prior fit, so that the non-rigid stage starts from a
+   body whose vertices already sit at the right anatomical places;
+3. landmarks: the given ones (file or anny transfer), else that body's landmark vertices
+   snapped to the scan (those more than ``max_snap`` off the surface left out);
+4. non-rigid ICP (:func:`bodyshape.shape.register.register`) starting from that body, then
    once more from the landmarks of that first registration;
-4. the canonical body: the registration unposed to the canonical A-pose by the fitter;
-5. quality in both directions (:func:`registration_quality`).
+5. the canonical body: the registration unposed to the canonical A-pose by the fitter;
+6. quality in both directions (:func:`registration_quality`).
 
 This module knows nothing of skeletons: the fitter does the posing and unposing.
 """
@@ -18,7 +22,7 @@ This module knows nothing of skeletons: the fitter does the posing and unposing.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -55,6 +59,9 @@ class CoarseFitter(Protocol):
     def fit(self, points: np.ndarray, candidates: np.ndarray,
             landmarks: Mapping[str, np.ndarray] | None,
             rng: np.random.Generator) -> CoarseFit: ...
+
+    def fit_surface(self, fit: CoarseFit, query: Callable[[np.ndarray], tuple],
+                    landmarks: Mapping[str, np.ndarray] | None) -> CoarseFit: ...
 
     def to_canonical(self, fit: CoarseFit, vertices: np.ndarray) -> np.ndarray: ...
 
@@ -107,7 +114,7 @@ class ScanRegistration:
     Attributes:
         vertices: (V, 3) the template topology in the scan's pose and frame, meters.
         canonical: (V, 3) the same body unposed to the canonical A-pose (Z up, facing -Y).
-        coarse: the coarse fit it started from.
+        coarse: the coarse fit it started from (after the posed shape-prior fit).
         landmarks: "given" or "estimated".
         n_landmarks: landmarks used by the first registration.
         quality: two-sided distances and the failed flag.
@@ -147,9 +154,13 @@ def register_scan(vertices: np.ndarray, faces: np.ndarray, template: Template,
     vertices = np.asarray(vertices, np.float64)
     sampler = SurfaceSampler.from_mesh(vertices, np.asarray(faces), config.samples_per_face)
     given = dict(landmarks or {})
-    coarse = fitter.fit(sampler.points, candidates, given if len(given) >= 4 else None, rng)
+    use = given if len(given) >= 4 else None
+    coarse = fitter.fit(sampler.points, candidates, use, rng)
+    # Estimated landmarks come from the shape-prior fit, not the Chamfer fit: snapped from
+    # a body ~5 mm off they were ~7 mm off themselves and pulled the registration astray.
+    coarse = fitter.fit_surface(coarse, sampler.query, use)
     lm_vertices = dict(zip(template.landmark_names, template.landmark_indices))
-    if len(given) >= 4:
+    if use is not None:
         lms, source = given, "given"
     else:
         dist, pts, _ = sampler.query(coarse.vertices[template.landmark_indices])
