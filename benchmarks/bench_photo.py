@@ -467,7 +467,9 @@ def write_report(recs: list[dict], summ: dict, ident: dict, a, seconds: float) -
         + "\n\nThe front view's pose fit by how differently the two arms are raised "
         "(|left - right arm abduction| of the sample's front pose; `FRONT_PHOTO_POSE` draws "
         "each arm in 0-95 deg on its own), front IoU mean and share >= 0.9; without a pose "
-        "head the fit starts from the rest pose (`refine.fit_silhouettes`):\n\n"
+        "head a photo's fit starts with the front arms' abduction read off MediaPipe's "
+        "shoulder and elbow landmarks (`pose.arm_abduction_from_keypoints`), the masks' fits "
+        "from the rest pose (`refine.fit_silhouettes`):\n\n"
         + table(["arm asymmetry deg", "pairs", "net front", ">= 0.9", "fit front", ">= 0.9",
                  "shape in true pose front", ">= 0.9"], by_asymmetry(recs))
         + "\n\nMediaPipe's masks against the exact ones: IoU "

@@ -151,3 +151,34 @@ def test_trunk_and_head_directions(body, tpl):
     assert nod[1] < tpl.vertices[top, 1] - 0.01 and nod[2] <= tpl.vertices[top, 2]
     tilt = posed(body, tpl, head_roll=8).vertices[0, top]
     assert tilt[0] > 0.01
+
+
+def test_arm_abduction_from_projected_keypoints(body, tpl):
+    """Pose the template with known arm angles, project the keypoint regressor's keypoints
+    through a front camera and recover the abductions (``arm_abduction_from_keypoints``)."""
+    from bodyshape.body.keypoints import KEYPOINT_NAMES, PAIRS
+    from bodyshape.body.pose import arm_abduction_from_keypoints
+    from bodyshape.render.camera import Camera, intrinsics, look_at
+
+    R, t = look_at((0.0, -3.0, 0.3), (0.0, 0.0, 0.0))
+    cam = Camera(intrinsics(np.radians(50.0), 720, 1280), R, t, 720, 1280)
+    for left, right, elbow in ((0, 95, 0), (10, 60, -38), (43, 43, 0), (70, 20, -20),
+                               (90, 5, -38), (30, 33, -10)):
+        pix, _ = cam.project(body.keypoints(posed(body, tpl, arm_abduction_l=left,
+                                                  arm_abduction_r=right, elbow_bend_l=elbow,
+                                                  elbow_bend_r=elbow).vertices[0]))
+        got = np.degrees(arm_abduction_from_keypoints(pix))
+        np.testing.assert_allclose(got, [left, right], atol=3.0)
+        # MediaPipe's left/right swaps do not change the answer: sides come from the image.
+        swapped = pix.copy()
+        for a, b in PAIRS:
+            swapped[[a, b]] = pix[[b, a]]
+        np.testing.assert_allclose(np.degrees(arm_abduction_from_keypoints(swapped)), got)
+        # Any scale and shift of the pixels (calibration) gives the same angles, batched.
+        both = np.stack([pix, 0.25 * pix + 7.0])
+        np.testing.assert_allclose(np.degrees(arm_abduction_from_keypoints(both)),
+                                   [got, got], atol=1e-9)
+    missing = pix.copy()
+    missing[KEYPOINT_NAMES.index("elbow_r")] = np.nan
+    out = arm_abduction_from_keypoints(missing)
+    assert np.isnan(out[1]) and abs(np.degrees(out[0]) - 30) < 3.0

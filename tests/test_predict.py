@@ -141,6 +141,20 @@ def test_photos_run_through_segmentation(predictor, inputs):
     assert with_parts.shape == plain.shape and not np.array_equal(with_parts, plain)
 
 
+def test_photo_pose_fit_starts_from_the_landmarks(predictor, inputs, caplog):
+    """Without pose heads, a photo's front arms start the pose fit at the abduction read
+    off MediaPipe's landmarks (the A-pose here), recorded as the pose source."""
+    pytest.importorskip("mediapipe")
+    with caplog.at_level("INFO", logger="bodyshape.predict"):
+        pred = predictor(inputs / "front.jpg", inputs / "side_left.jpg", 170.0, fit_pose=True)
+    assert pred.pose_source == "fitted-keypoints"
+    assert pred.to_dict()["quality"]["fit_pose"] == "fitted"
+    line = next(r.getMessage() for r in caplog.records if "(landmarks)" in r.getMessage())
+    start = [float(x) for x in line.split(" at ")[1].split(" deg")[0].split("/")]
+    rest = np.degrees(predictor.body.rig.rest_arm_angle)
+    np.testing.assert_allclose(start, rest, atol=10.0)
+
+
 @pytest.mark.parametrize("fmt", ["png", "jpg"])
 @pytest.mark.parametrize("orientation, turns", [(6, -1), (8, 1)])
 def test_exif_orientation_is_honoured(tmp_path, fmt, orientation, turns):

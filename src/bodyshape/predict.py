@@ -21,8 +21,10 @@ height_cm, sex)`` runs one pair:
    one, re-projected into each view; its IoU is the fit quality;
 5. optionally (``fit_pose``/``refine``) the pose, and with ``refine`` the shape too, is fitted
    to the silhouettes (``bodyshape.refine``), starting from the network's poses, so that the
-   fit check shows the fitted body; its cost is measured in docs/BENCHMARKS.md
-   (bench:predict).
+   fit check shows the fitted body; without pose heads a photo's front pose starts with
+   each arm's abduction read off MediaPipe's shoulder and elbow landmarks
+   (``body.pose.arm_abduction_from_keypoints``), else from the rest pose; its cost is
+   measured in docs/BENCHMARKS.md (bench:predict).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import torch
 
 from bodyshape.assets import DEFAULT_CHECKPOINT, DEFAULT_SHAPE_MODEL
 from bodyshape.body import BodyModel
+from bodyshape.body.pose import arm_abduction_from_keypoints
 from bodyshape.calibrate import Calibrated, CalibrationSpec, calibrate
 from bodyshape.accuracy import measured_errors
 from bodyshape.checkpoint import Checkpoint, load_checkpoint
@@ -44,7 +47,7 @@ from bodyshape.inputs import (InputError, ViewInput, check_height, check_pair, c
                               check_weight, read_view)
 from bodyshape.measure import measure_bodies
 from bodyshape.nets.inputs import NetInput, run_network, to_device
-from bodyshape.parts import parts_from_landmarks
+from bodyshape.parts import keypoints_on_canvas, landmark_keypoints, parts_from_landmarks
 from bodyshape.segment import Segmenter
 from bodyshape.units import check_units, convert_names
 
@@ -100,7 +103,9 @@ class Prediction:
         pose_angles: (2, P) radians (``body.pose.POSE_NAMES``) of the front and side poses
             the fit check drew: fitted to the silhouettes (``fit_pose``/``refine``), else the
             network's own (pose heads), else None (the canonical A-pose).
-        pose_source: "fitted", "network" or None, where ``pose_angles`` came from.
+        pose_source: where ``pose_angles`` came from: "fitted" (fit started from the
+            network's poses or the rest pose), "fitted-keypoints" (fit started with the front
+            arms from the photo's landmarks), "network" or None.
         errors_cm: measurement name -> the network's mean absolute error, cm, measured on
             held-out data (``accuracy.measured_errors``); empty when not measured for this
             network.
@@ -137,7 +142,8 @@ class Prediction:
             "errors": convert_names(self.errors_cm, units, digits=2),
             "quality": {"iou_front": round(self.front.iou, 4),
                         "iou_side": round(self.side.iou, 4), "warnings": list(self.warnings),
-                        "fit_pose": {"fitted": "fitted", "network": "network's pose",
+                        "fit_pose": {"fitted": "fitted", "fitted-keypoints": "fitted",
+                                     "network": "network's pose",
                                      None: "canonical A-pose"}[self.pose_source]},
             "height_cm": self.height_cm,
             "sex": self.sex,
@@ -242,8 +248,16 @@ class Predictor:
                 shape.side_fit)
         pose_angles, pose_source = shape.pose, None if shape.pose is None else "network"
         if fit_pose or refine:
-            shape, fits, pose_angles = self._fit_pose(shape, cals, fits, height, refine)
+            start = shape.pose if shape.pose is not None else self._keypoint_start(
+                views[0], front_cal)
             pose_source = "fitted"
+            if shape.pose is None and start is not None:
+                # Frame the camera on the body in that pose: calibration centres the
+                # silhouette's box, which the raised arms move.
+                pose_source = "fitted-keypoints"
+                fits = (fit_view(self.body, shape.vertices, "front", front_cal.image,
+                                 self.spec, start[0]), fits[1])
+            shape, fits, pose_angles = self._fit_pose(shape, cals, fits, height, refine, start)
         measurements = measure_bodies(shape.vertices[None], self.body.template).as_dicts()[0]
         view_fits = tuple(self._view_fit(v, c, f) for v, c, f in zip(views, cals, fits))
         return Prediction(
@@ -290,15 +304,33 @@ class Predictor:
                       fit_view(self.body, verts, "side", side_cal.image, self.spec,
                                None if pose is None else pose[1]), pose)
 
+    def _keypoint_start(self, front: ViewInput, cal: Calibrated) -> np.ndarray | None:
+        """(2, P) radians: the rest pose with the front arms' abduction from the front
+        photo's landmarks (``arm_abduction_from_keypoints``); None without landmarks."""
+        if front.landmarks is None:
+            return None
+        abduction = arm_abduction_from_keypoints(
+            keypoints_on_canvas(landmark_keypoints(front.landmarks), cal))
+        angles = self.body.rest_pose(2).angles.copy()
+        found = np.isfinite(abduction)
+        if not found.any():
+            return None
+        angles[0, :2][found] = abduction[found]
+        logger.info("pose fit starts with the front arms at %s deg (landmarks)",
+                    "/".join(f"{np.degrees(a):.0f}" for a in angles[0, :2]))
+        return angles
+
     def _fit_pose(self, shape: _Shape, cals: tuple[Calibrated, ...],
-                  fits: tuple[Reprojection, ...], height: float, refine: bool):
-        """Fit the pose (and with ``refine`` the shape) to the silhouettes ->
-        (shape, fits in the fitted pose, pose angles)."""
+                  fits: tuple[Reprojection, ...], height: float, refine: bool,
+                  start: np.ndarray | None):
+        """Fit the pose (and with ``refine`` the shape) to the silhouettes, from ``start``
+        ((2, P) radians, None: the rest pose) -> (shape, fits in the fitted pose, pose
+        angles)."""
         from bodyshape.refine import fit_silhouettes, render_fit
 
         fit = fit_silhouettes(self.body, shape.coeffs, height / 100.0,
                               [(c.image, f.camera, f.yaw) for c, f in zip(cals, fits)],
-                              shape=refine, init_angles=shape.pose)
+                              shape=refine, init_angles=start)
         if refine:
             verts, scale = self._body(fit.coeffs, height)
             shape = _Shape(fit.coeffs, verts, scale, shape.side, shape.side_fit, shape.pose)

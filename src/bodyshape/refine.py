@@ -4,8 +4,8 @@ The network predicts the *shape* in the canonical A-pose; the person in the phot
 some other pose (arms higher or lower, legs apart, a lean). This module fits, by Adam on the
 differentiable soft rasterizer (``render.soft``, "contour" mode), in two phases:
 
-1. **pose** (always): per view, the 16 pose angles of ``body.pose`` (starting at the rest
-   pose; each photo is its own moment, so the front and side views get their own pose) and
+1. **pose** (always): per view, the 16 pose angles of ``body.pose`` (starting at
+   ``init_angles``, else the rest pose; each photo is its own moment, so the front and side views get their own pose) and
    a small zoom and shift of the canvas camera (calibration centres the silhouette's box,
    which moves when the arms move), with the shape fixed;
 2. **shape** (optional, ``shape=True``): the whitened shape coefficients z as well, pulled

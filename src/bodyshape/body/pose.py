@@ -33,6 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bodyshape.body.keypoints import KEYPOINT_NAMES
+
 POSE_NAMES = (
     "arm_abduction_l", "arm_abduction_r", "arm_swing_l", "arm_swing_r",
     "elbow_bend_l", "elbow_bend_r", "leg_spread_l", "leg_spread_r",
@@ -158,6 +160,41 @@ class PoseParams:
     def column(self, name: str) -> np.ndarray:
         """(n,) radians of angle ``name``."""
         return self.angles[:, self.names.index(name)]
+
+
+#: Image angle of shoulder -> elbow keypoints per radian of ``arm_abduction``: the
+#: MediaPipe-like shoulder keypoint sits above and inside the rig's shoulder joint, so the
+#: image angle reads ~10 % short (least squares over 0-95 deg, elbow bend and swing in
+#: ``FRONT_PHOTO_POSE``'s ranges, template and random shapes: within ~5 deg, mean ~2 deg;
+#: tests/test_poses.py).
+KEYPOINT_ABDUCTION_GAIN = 0.90
+
+
+def arm_abduction_from_keypoints(keypoints: np.ndarray) -> np.ndarray:
+    """Each arm's ``arm_abduction`` from a front photo's 2D keypoints.
+
+    The angle between the image's downward vertical and the shoulder -> elbow segment,
+    measured outward, divided by ``KEYPOINT_ABDUCTION_GAIN``. The shoulders and elbows are
+    paired by image side, not by their left/right labels (MediaPipe swaps those at times):
+    facing the camera, the subject's left arm is the one on the image's right.
+
+    Args:
+        keypoints: (..., K, 2) pixels (x right, y down; any scale and shift, e.g. frame or
+            canvas pixels, not mirrored) in ``keypoints.KEYPOINT_NAMES`` order, NaN where
+            missing.
+    Returns:
+        (..., 2) radians (left, right), NaN where a shoulder or elbow is missing.
+    """
+    kp = np.asarray(keypoints, dtype=np.float64)
+    sh = kp[..., [KEYPOINT_NAMES.index("shoulder_l"), KEYPOINT_NAMES.index("shoulder_r")], :]
+    el = kp[..., [KEYPOINT_NAMES.index("elbow_l"), KEYPOINT_NAMES.index("elbow_r")], :]
+    # Order each pair as (image right, image left) = (subject's left, right); a pair with
+    # a missing point keeps its labels.
+    sh = np.where((sh[..., :1, 0] < sh[..., 1:, 0])[..., None], sh[..., ::-1, :], sh)
+    el = np.where((el[..., :1, 0] < el[..., 1:, 0])[..., None], el[..., ::-1, :], el)
+    d = el - sh
+    outward = np.array([1.0, -1.0])
+    return np.arctan2(outward * d[..., 0], d[..., 1]) / KEYPOINT_ABDUCTION_GAIN
 
 
 def rest_pose_params(n: int, rest_arm_angle) -> PoseParams:
