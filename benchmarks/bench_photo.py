@@ -50,7 +50,7 @@ from report import ROOT, table, write_section
 
 from bodyshape.assets import DEFAULT_CHECKPOINT, DEFAULT_SHAPE_MODEL
 from bodyshape.body import BodyModel
-from bodyshape.calibrate import Calibrated, CalibrationSpec, _area_resample, calibrate
+from bodyshape.calibrate import CalibrationSpec, calibrate
 from bodyshape.checkpoint import load_checkpoint
 from bodyshape.measure import measure_bodies
 from bodyshape.predict import Prediction, Predictor
@@ -142,19 +142,6 @@ def scene(body: BodyModel, index: int, long_side: int) -> Scene:
                  outfit.names())
 
 
-def on_canvas(mask: np.ndarray, cal: Calibrated, shape: tuple[int, int]) -> np.ndarray:
-    """A full-frame bool mask moved onto another mask's canvas through that calibration's
-    frame <-> canvas map, by the exact area average ``calibrate`` uses, covered at >= 0.5
-    (``on_canvas(m, calibrate(m)) == calibrate(m).image >= 0.5``)."""
-    h, w = shape
-    sx = -cal.scale if cal.mirrored else cal.scale
-    ex = (np.arange(w + 1) - cal.offset[0]) / sx  # canvas pixel edges in frame pixels
-    ey = (np.arange(h + 1) - cal.offset[1]) / cal.scale
-    xs, xe = (ex[1:], ex[:-1]) if cal.mirrored else (ex[:-1], ex[1:])
-    return _area_resample(np.ascontiguousarray(mask, dtype=bool), ey[:-1], ey[1:], xs,
-                          xe) >= 0.5
-
-
 def ceiling(body: BodyModel, posed: np.ndarray, camera: Camera, dressed: np.ndarray,
             spec: CalibrationSpec) -> float:
     """IoU of a posed, turned body against the dressed silhouette ``dressed`` (taken by
@@ -163,7 +150,7 @@ def ceiling(body: BodyModel, posed: np.ndarray, camera: Camera, dressed: np.ndar
     cal = calibrate(dressed, spec)
     target = cal.image >= 0.5
     own = silhouette(posed, body.faces, camera, closed=True)
-    return mask_iou(on_canvas(own, cal, target.shape), target)
+    return mask_iou(cal.resample(own) >= 0.5, target)
 
 
 def in_true_pose(body: BodyModel, canonical: np.ndarray, sc: Scene, view: int) -> np.ndarray:
@@ -224,7 +211,7 @@ def run_pair(predictor: Predictor, body: BodyModel, sc: Scene, index: int) -> di
             for v, fit in enumerate((pred.front, pred.side)):
                 r[f"iou_{VIEWS[v]}"] = fit.iou
                 if name == "photo":
-                    true_canvas = on_canvas(exact[v], fit.calibrated, fit.rendered.shape)
+                    true_canvas = fit.calibrated.resample(exact[v]) >= 0.5
                     r[f"true_iou_{VIEWS[v]}"] = mask_iou(fit.rendered, true_canvas)
                     r[f"seg_iou_{VIEWS[v]}"] = mask_iou(fit.mask, exact[v])
                     r[f"seg_canvas_iou_{VIEWS[v]}"] = mask_iou(fit.calibrated.image >= 0.5,

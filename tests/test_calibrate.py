@@ -117,3 +117,20 @@ def test_too_wide_raises():
 def test_non_2d_raises():
     with pytest.raises(ValueError, match="2-D"):
         calibrate(np.ones((4, 4, 3), bool))
+
+
+@pytest.mark.parametrize("mirror", [False, True])
+def test_resample_reproduces_own_image_and_moves_a_second_mask(mirror):
+    m = _blob()
+    cal = calibrate(m, mirror=mirror)
+    np.testing.assert_allclose(cal.resample(m), cal.image, atol=1e-5)
+    # A second mask shifted by 4 frame px lands 4 * scale canvas px away (up to the box
+    # filter's sub-pixel bias), same area.
+    shifted = np.roll(m, 4, axis=0)
+    own, got = cal.resample(m), cal.resample(shifted)
+    assert got.sum() == pytest.approx(own.sum(), rel=1e-9)
+    rows = np.arange(got.shape[0])
+    centroid = lambda img: (img.sum(1) * rows).sum() / img.sum()
+    assert centroid(got) - centroid(own) == pytest.approx(4 * cal.scale, abs=0.01)
+    with pytest.raises(ValueError, match="2-D"):
+        cal.resample(m[0])

@@ -82,6 +82,30 @@ class Calibrated:
         sx = -self.scale if self.mirrored else self.scale
         return (p - self.offset) / np.array([sx, self.scale])
 
+    def resample(self, mask: np.ndarray) -> np.ndarray:
+        """Another full-frame mask moved onto this canvas through the same frame -> canvas map.
+
+        Uses the exact area average of :func:`calibrate`, so ``calibrate(m).resample(m)``
+        equals ``calibrate(m).image`` up to float round-off. Used to compare a second
+        silhouette of the same frame (a true mask, a rendered fit) with this one.
+
+        Args:
+            mask: (H, W) bool or integer mask in this calibration's frame (nonzero = in).
+
+        Returns:
+            (canvas_height, canvas_width) float64 coverage in [0, 1].
+        """
+        fg = np.asarray(mask)
+        if fg.ndim != 2:
+            raise ValueError(f"mask must be 2-D (H, W), got shape {fg.shape}")
+        fg = np.ascontiguousarray(fg if fg.dtype == np.bool_ else fg != 0)
+        h, w = self.image.shape
+        sx = -self.scale if self.mirrored else self.scale
+        ex = (np.arange(w + 1) - self.offset[0]) / sx  # canvas pixel edges in frame pixels
+        ey = (np.arange(h + 1) - self.offset[1]) / self.scale
+        xs, xe = (ex[1:], ex[:-1]) if self.mirrored else (ex[:-1], ex[1:])
+        return np.clip(_area_resample(fg, ey[:-1], ey[1:], xs, xe), 0.0, 1.0)
+
 
 @numba.njit(cache=True)
 def _area_resample(crop, ys, ye, xs, xe):
