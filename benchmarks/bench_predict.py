@@ -91,15 +91,16 @@ def latency(predictor: Predictor, masks: tuple[Path, Path], photos: tuple[Path, 
 
 
 def repeatability(predictor: Predictor, body: BodyModel, renders: int, folder: Path,
-                  spec: SynthSpec, name: str) -> dict:
+                  spec: SynthSpec, name: str, sex_given: bool = True) -> dict:
     """Measurement spread over ``renders`` shots of one body (shape 0 of seed 2026): each
-    its own poses, cameras and (realistic spec) clothes."""
+    its own poses, cameras and (realistic spec) clothes; the sex is passed when
+    ``sex_given``."""
     spec = dataclasses.replace(spec, poses_per_shape=renders)
     rows = frames(spec, 2026, range(renders), folder, body, f"rep-{name}-")
     values = {k: [] for k in MEASUREMENT_NAMES}
     for r in rows:
         pred = predictor(folder / r["front"], folder / r["side"], float(r["height_cm"]),
-                         r["sex"] or None)
+                         (r["sex"] or None) if sex_given else None)
         for k, val in pred.measurements.items():
             values[k].append(val)
     rest = body.shape.decode(rows[0]["coeffs"][None].astype(np.float64))[0]
