@@ -204,6 +204,9 @@ def main() -> None:
         write_dataset(DEFAULT_SHAPE_MODEL, data[name], TEST_N, TEST_SEED, spec, workers=2)
     with tempfile.TemporaryDirectory(prefix="bench_goals-") as tmp:
         paths = {"default": a.model, "v1": v1_checkpoint(a.v1, Path(tmp))}
+        if paths["default"].read_bytes() == paths["v1"].read_bytes():
+            raise SystemExit("the default network is the v1 network itself: export the new "
+                             "one first (scripts/train_default.sh) or name it with --model")
         res, ident = {}, {}
         for who, path in paths.items():
             full = path.resolve()

@@ -100,14 +100,6 @@ class Scene:
     outfit: dict[str, str]
 
 
-def refined(camera: Camera, long_side: int) -> Camera:
-    """The same camera with its pixel grid scaled so the frame height is ``long_side``."""
-    s = long_side / camera.height
-    K = camera.K.copy()
-    K[:2] *= s
-    return Camera(K, camera.R, camera.t, round(camera.width * s), long_side)
-
-
 def scene(body: BodyModel, index: int, long_side: int) -> Scene:
     """Rebuild sample ``index``'s posed, dressed views from its stored draws (the same
     generators ``make_sample_frames`` uses) and check them against its masks."""
@@ -137,7 +129,7 @@ def scene(body: BodyModel, index: int, long_side: int) -> Scene:
                                f"(IoU {mask_iou(again, mask):.4f})")
         surfaces.append(layers[:n])
         bodies.append(body.turn(naked[v], float(s.yaw[v])))
-        cameras.append(refined(cam, long_side))
+        cameras.append(cam.scaled(long_side / cam.height))  # photo resolution
     return Scene(frames, rest, tuple(surfaces), tuple(bodies), tuple(cameras),
                  outfit.names())
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -93,7 +92,7 @@ def score_build(build: Path, results: dict) -> str:
                 params.local_change_labels, params.sex[s:s + 200],
                 params.morphological_age[s:s + 200])).vertices
             for j, name in enumerate(names[s:s + 200]):
-                path = reg / f"{name}.ply"
+                path = reg / f"{name}.canonical.ply"  # NAME.ply is in the scan's frame
                 if path.exists():
                     v = np.asarray(trimesh.load(path, process=False).vertices)
                     errs.append(errors_mm(v, truth[j]))
@@ -247,7 +246,8 @@ def main() -> None:
     ap.add_argument("--posed", action="store_true",
                     help="The posed-scan benchmark (section 'Registration of posed scans'); "
                          "--n is then bodies per topology (default 5).")
-    ap.add_argument("--n", type=int, default=50)
+    ap.add_argument("--n", type=int, default=None,
+                    help="bodies per topology (default 50; 5 with --posed)")
     ap.add_argument("--auto-n", type=int, default=20)
     ap.add_argument("--amberg-n", type=int, default=3)
     ap.add_argument("--seed", type=int, default=1000)
@@ -260,10 +260,10 @@ def main() -> None:
     threadpool_limits(1)
     template = load_template()
     if a.posed:
-        if "--n" not in sys.argv:
-            a.n = 5
+        a.n = 5 if a.n is None else a.n
         posed_scans(a, template)
         return
+    a.n = 50 if a.n is None else a.n
     prior = ShapeModel.load(a.model)
     results = {}
     rows = []

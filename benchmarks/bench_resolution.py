@@ -7,7 +7,8 @@ and garments (same data seeds) calibrated onto the larger canvas (``bodyshape sy
 --canvas 192``). A 192 px canvas has 2.25x the pixels, so a batch costs more; for equal
 training time the 192 px run stops every epoch after ``steps x t128 / t192`` batches
 (``TrainConfig.max_steps``), where ``t128 / t192`` is measured here first by training the
-front network for ``--calib-steps`` batches on each canvas, back to back. Both are evaluated
+front network for ``--calib-steps`` batches on each canvas, twice each in alternating order
+after an untimed warm-up. Both are evaluated
 with the height given and the sex not given on the realistic (MediaPipe's measured errors)
 and clean test sets made at their own canvas.
 
@@ -69,16 +70,23 @@ def make_data(model_path: Path, work: Path, n: int, test_n: int, canvas: int) ->
 
 def time_ratio(paths128: dict, paths_big: dict, body, steps: int, work: Path) -> float:
     """Seconds per front-network batch on the big canvas over the 128 px one, measured by
-    training each for ``steps`` batches back to back (cached in ``work``)."""
+    training each for ``steps`` batches, twice in alternating order after a warm-up (cached
+    in ``work``)."""
     cache = work / "reports" / f"resolution-time-ratio-{steps}.json"
     if cache.is_file():
         return json.loads(cache.read_text())["ratio"]
-    seconds = []
     with tempfile.TemporaryDirectory() as tmp:
-        for i, p in enumerate((paths128["realistic"], paths_big["realistic"])):
+        # An untimed warm-up first (numba compilation, allocator, page cache), then the two
+        # canvases twice in alternating order, so a one-time cost favours neither.
+        order = ("warm-up", "128", "big", "big", "128")
+        times = {"128": [], "big": []}
+        for i, which in enumerate(order):
+            p = paths_big["realistic"] if which == "big" else paths128["realistic"]
             cfg = TrainConfig(stage="front", epochs=1, max_steps=steps, val_samples=0)
             ckpt = train_stage(cfg, StageData(p, None, body), Path(tmp) / str(i))
-            seconds.append(load_checkpoint(ckpt).train["history"][-1]["seconds"])
+            if which != "warm-up":
+                times[which].append(load_checkpoint(ckpt).train["history"][-1]["seconds"])
+        seconds = [sum(times["128"]), sum(times["big"])]
     ratio = seconds[1] / seconds[0]
     write_json(cache, {"ratio": ratio, "seconds": seconds, "steps": steps})
     return ratio

@@ -34,6 +34,18 @@ def test_optical_axis_hits_principal_point():
     np.testing.assert_allclose(cam.center, [0.3, -2.5, 1.2], atol=1e-12)
 
 
+@pytest.mark.parametrize("s", [2, 2048 / 1024])
+def test_scaled_camera_projects_to_scaled_pixels(s):
+    K = intrinsics(np.deg2rad(60), 768, 1024)
+    R, t = look_at([0.3, -2.5, 1.2], [0.1, 0.0, 0.2], roll=0.04)
+    cam = Camera(K, R, t, 768, 1024)
+    fine = cam.scaled(s)
+    assert (fine.width, fine.height) == (round(768 * s), round(1024 * s))
+    pts = np.random.default_rng(0).uniform(-0.5, 0.5, (20, 3))
+    np.testing.assert_allclose(fine.project(pts)[0], s * cam.project(pts)[0], rtol=1e-12)
+    np.testing.assert_array_equal(fine.project(pts)[1], cam.project(pts)[1])
+
+
 def test_intrinsics_vertical_fov():
     K = intrinsics(np.deg2rad(60), 600, 800)
     # A ray at half the vertical FOV lands on the top edge.

@@ -55,11 +55,28 @@ def test_register_folder_reports_bad_files_and_resumes(tmp_path, template):
     r = CliRunner().invoke(main, args)
     assert "skipped 1" in r.output
     assert (out / "good.ply").stat().st_mtime_ns == stamp
+    # A skipped registration that an earlier run marked failed is still reported as such.
+    (src / "garbage.obj").unlink()
+    (src / "empty.ply").unlink()
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0 and "failed the quality check 0" in r.output, r.output
+    info["failed"] = True
+    (out / "good.registration.json").write_text(json.dumps(info))
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 1 and "skipped 1" in r.output, r.output
+    assert "failed the quality check 1" in r.output and "earlier run" in r.output
 
 
 def test_register_missing_folder_is_a_clear_error(tmp_path):
     r = CliRunner().invoke(main, ["register", str(tmp_path / "nope"), "--out", str(tmp_path)])
     assert r.exit_code == 2 and "nope" in r.output
+
+
+@pytest.mark.parametrize("up", ["file", "w", "+zz"])
+def test_register_bad_up_axis_is_a_clear_error(tmp_path, up):
+    r = CliRunner().invoke(main, ["register", str(tmp_path), "--out", str(tmp_path / "o"),
+                                  "--shape-model", "none", "--up", up])
+    assert r.exit_code == 2 and "up must be" in r.output and "Traceback" not in r.output
 
 
 def test_pca_fit_sample_summary(tmp_path, template):

@@ -1,5 +1,5 @@
 """Pose-aware registration of scans (shape.scan_register + body.posed_fit), on a truly
-non-anny topology: a posed body remeshed by voxelization and marching cubes, Y up."""
+non-anny topology: a posed body subdivided and remeshed by vertex clustering, Y up."""
 
 import json
 
@@ -34,7 +34,7 @@ def _remesh(posed: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 @pytest.fixture(scope="module")
 def scan(body):
-    """A T-posed body from the shipped model, remeshed (8 mm voxels), presented Y up."""
+    """A T-posed body from the shipped model, remeshed (9 mm vertex clustering), Y up."""
     rest = body.shape.mean.astype(np.float64)
     angles = body.rest_pose(1).angles.copy()
     angles[0, :2] = np.radians([88.0, 92.0])  # a T-pose: arm span about the height

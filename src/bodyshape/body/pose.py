@@ -176,7 +176,9 @@ def arm_abduction_from_keypoints(keypoints: np.ndarray) -> np.ndarray:
     The angle between the image's downward vertical and the shoulder -> elbow segment,
     measured outward, divided by ``KEYPOINT_ABDUCTION_GAIN``. The shoulders and elbows are
     paired by image side, not by their left/right labels (MediaPipe swaps those at times):
-    facing the camera, the subject's left arm is the one on the image's right.
+    facing the camera, the subject's left arm is the one on the image's right. (Its 3D
+    counterpart on rig joints, shoulder -> wrist, is ``kinematics.frontal_arm_angles``; this
+    one reads 2D image keypoints, where the wrist is often hidden or bent away.)
 
     Args:
         keypoints: (..., K, 2) pixels (x right, y down; any scale and shift, e.g. frame or

@@ -87,7 +87,6 @@ class PosedFitConfig:
             scan has landmarks.
         robust_m: Charbonnier width (m) of the distance terms.
         lr: Adam step size of the angles (radians); coefficients x2, position x0.1.
-        seed: seed of the scan point subsampling.
     """
 
     start_arm_deg: tuple[float, ...] = (5.0, 43.0, 90.0, 135.0)
@@ -115,7 +114,6 @@ class PosedFitConfig:
     landmark_weight: float = 10.0
     robust_m: float = 0.005
     lr: float = 0.03
-    seed: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -325,9 +323,8 @@ class PosedFitter:
         body = self.body
         k = z.shape[1]
         coeffs = np.zeros(body.shape.components.shape[0])
-        coeffs[:k] = (z[0] * torch.tensor(body.shape.std[:k])).numpy()
-        rest = body.shape.mean.astype(np.float64) + coeffs @ body.shape.components.astype(
-            np.float64).reshape(len(coeffs), -1, 3).transpose(1, 0, 2)
+        coeffs[:k] = body.shape.unwhiten(z[0].numpy())
+        rest = body.shape.decode(coeffs[None])[0]
         posed = body.pose(rest, ang.numpy())
         return PosedFit(scale * posed @ rotation.T + translation, rest, coeffs, ang[0].numpy(),
                         rotation, translation, scale, residual, cand, per_candidate)
@@ -342,7 +339,7 @@ class PosedFitter:
         cfg, m = self.config, self._refine_rows
         k = m["k"]
         sizes = [k, len(POSE_NAMES), 3, 3, 1]
-        z0 = fit.coeffs[:k] / np.maximum(self.body.shape.std[:k], 1e-12)
+        z0 = self.body.shape.whiten(fit.coeffs[:k])
         p = torch.from_numpy(np.concatenate([z0, fit.angles, np.zeros(7)]))
         prior = float(np.sqrt(cfg.refine_shape_prior * m["n_coarse"]))
         damping = 1e-3
@@ -459,7 +456,7 @@ class PosedFitter:
         joints. Meters, Z up, facing -Y, in the shape model's frame."""
         body = self.body
         fit = self.refine(fit, vertices)
-        y = (np.asarray(vertices, np.float64) - fit.translation) @ fit.rotation / fit.scale
+        y = self._to_model(fit, vertices)
         rest_t = torch.from_numpy(fit.rest)[None]
         joints = kin.regress_joints(rest_t, body.regressor)
         rot = kin.pose_rotations(torch.from_numpy(fit.angles)[None], body.rest_arm_angle)

@@ -54,7 +54,7 @@ def bodies(n, topology, seed, out, ages, sex, local_scale):
               help="Output folder of the registered meshes.")
 @click.option("--shape-model", default="default", show_default=True,
               help="Shape prior for the fit: a model .npz, 'default' (the shipped model) "
-                   "or 'none' (template only).")
+                   "or 'none' (template only; the meshes must then stand in an A-pose).")
 @click.option("--units", type=click.Choice(["auto", "m", "cm", "mm"]),
               default=default_of(f"{FOLDERS}:RegisterOptions", "units"), show_default=True,
               help="Length unit of the input meshes.")
@@ -90,9 +90,9 @@ def register(in_dir, out, shape_model, units, up, landmarks, workers):
     else:
         click.echo("warning: without a shape model, meshes must stand in an A-pose (the "
                    "pose-aware fit needs one)", err=True)
-    opts = RegisterOptions(units=units, up=up, landmarks=landmarks, shape_model=model,
-                           fitter=fitter)
     try:
+        opts = RegisterOptions(units=units, up=up, landmarks=landmarks, shape_model=model,
+                               fitter=fitter)
         report = register_folder(in_dir, out, opts, workers=workers)
     except ValueError as e:
         fail(str(e))

@@ -76,6 +76,13 @@ class Camera:
         """(3,) unit optical axis (camera +z) in the world frame."""
         return self.R[2].copy()
 
+    def scaled(self, s: float) -> Camera:
+        """The same camera with an ``s`` times finer pixel grid: intrinsics scaled by ``s``
+        about the image corner, image size ``s`` times larger (rounded to whole pixels)."""
+        K = self.K.copy()
+        K[:2] *= s
+        return Camera(K, self.R, self.t, round(self.width * s), round(self.height * s))
+
     def to_camera(self, points: np.ndarray) -> np.ndarray:
         """World (..., 3) m -> camera frame (..., 3) m."""
         return np.asarray(points, dtype=np.float64) @ self.R.T + self.t

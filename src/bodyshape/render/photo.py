@@ -249,13 +249,6 @@ def rasterize_depth(vertices: np.ndarray, faces: np.ndarray, camera: Camera
 # --------------------------------------------------------------------------------------------
 
 
-def _scaled(camera: Camera, s: int) -> Camera:
-    """The same camera with an ``s`` times finer pixel grid."""
-    K = camera.K.copy()
-    K[:2] *= s
-    return Camera(K, camera.R, camera.t, camera.width * s, camera.height * s)
-
-
 def _background(camera: Camera, floor_z: float, wall_y: float, feet: list[np.ndarray],
                 style: PhotoStyle) -> np.ndarray:
     """(H, W, 3) linear RGB of the wall (plane y = wall_y) and floor (z = floor_z) seen by the
@@ -322,7 +315,7 @@ def render_photo(body: BodyModel, vertices: np.ndarray, camera: Camera,
                               for b in bodies])
 
     s = max(int(style.supersample), 1)
-    fine = _scaled(camera, s)
+    fine = camera.scaled(s)
     face_id, bary = rasterize_depth(all_v, all_f, fine)
     hit = face_id >= 0
     corners = all_f[face_id[hit]]  # (N, 3)

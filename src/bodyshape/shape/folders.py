@@ -125,6 +125,11 @@ class RegisterOptions:
     fitter: object | None = None
     seed: int = 0
 
+    def __post_init__(self):
+        from bodyshape.shape.mesh_frame import parse_up
+
+        parse_up(self.up)  # one-line ValueError for anything but auto or an axis
+
 
 @dataclass(frozen=True)
 class FolderReport:
@@ -189,12 +194,15 @@ def _register_aposed(mesh, landmarks: dict, info: dict):
 
 def _register_posed(mesh, landmarks: dict, info: dict):
     """The pose-aware path: (vertices in the loader frame, canonical vertices)."""
-    from bodyshape.shape.mesh_frame import candidate_rotations
+    from bodyshape.shape.mesh_frame import axis_name, candidate_rotations, parse_up
     from bodyshape.shape.scan_register import register_scan
 
     opts: RegisterOptions = _WORKER["options"]
     up = None if opts.up == "auto" else (2, 1)  # a given up axis is +Z after loading
     cands, labels = candidate_rotations(mesh.vertices, up)
+    if up is not None:  # name the axis the user gave, not the +Z it became on loading
+        given = axis_name(*parse_up(opts.up))
+        labels = tuple(lab.replace("up +z", f"up {given} (given)") for lab in labels)
     res = register_scan(mesh.vertices, mesh.faces, _WORKER["template"], opts.fitter, cands,
                         np.random.default_rng(opts.seed), landmarks=landmarks)
     if not (np.isfinite(res.vertices).all() and np.isfinite(res.canonical).all()):
@@ -257,6 +265,14 @@ def _register_one(job: tuple[str, str]) -> tuple[str, str | None, str | None]:
         return src.name, msg if msg.startswith(src.name) else f"{src.name}: {msg}", None
 
 
+def _marked_failed(path: Path) -> bool:
+    """Whether a ``registration.json`` says its registration failed the quality check."""
+    try:
+        return bool(json.loads(path.read_text()).get("failed"))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def _collect(results, bar):
     """Pass (name, error) results through, advancing the progress bar."""
     for item in results:
@@ -296,7 +312,11 @@ def register_folder(in_dir: str | os.PathLike, out_dir: str | os.PathLike,
         finally:
             _WORKER.pop("threads").restore_original_limits()
     bar.close()
-    flagged = {}
+    # A registration written by an earlier run and marked failed stays flagged on a rerun,
+    # so the exit status does not depend on whether the outputs were already there.
+    flagged = {name: f"{name}: registration failed its quality check (earlier run; delete "
+               f"its outputs to redo it)" for name in skipped
+               if _marked_failed(out_dir / f"{Path(name).stem}{REGISTRATION_JSON}")}
     for name, err, flag in results:
         if err:
             failed[name] = err
