@@ -74,8 +74,46 @@ def test_sets(paths: dict, weight: bool) -> dict[str, tuple[Path, Augment | None
     return out
 
 
+GIRTHS = ("chest_mm", "waist_mm", "hip_mm")
+
+
+def paired(results: dict, label: str, test: str, ref_test: str) -> list[float]:
+    """Per training seed: mean chest/waist/hip MAE of variant ``label`` on ``test`` minus
+    the reference's on ``ref_test`` with the same seed (mm; negative = variant better)."""
+    ref = dict(results.get((VARIANTS[0].label, ref_test), {}))
+    return [float(np.mean([run[g] for g in GIRTHS]) - np.mean([ref[seed][g] for g in GIRTHS]))
+            for seed, run in results.get((label, test), {}).items() if seed in ref]
+
+
+def verdict(diffs: list[float]) -> str:
+    """"better" / "worse" when every seed's paired difference has that sign, else "mixed"
+    (under no effect, all of 3 seeds share a sign 1 time in 4)."""
+    if not diffs:
+        return ""
+    if all(d < 0 for d in diffs):
+        return "better"
+    return "worse" if all(d > 0 for d in diffs) else "mixed"
+
+
+def decision_rows(results: dict) -> list[list[str]]:
+    """One row per variant and test set: the seed-paired differences against the reference
+    and their verdict."""
+    rows = []
+    for v in VARIANTS[1:]:
+        tests = ["realistic", "clean"] + (["realistic, weight given"]
+                                          if v.overrides.get("weight_input") else [])
+        for test in tests:
+            d = paired(results, v.label, test, "realistic" if "weight" in test else test)
+            if d:
+                rows.append([v.label, test, str(len(d)), f"{np.mean(d):+.1f}",
+                             " ".join(f"{x:+.1f}" for x in d), verdict(d)])
+    return rows
+
+
 def write_doc(results: dict, minutes: dict, a) -> None:
-    rows = [[label, test, str(len(runs))] + [mean_std(runs, k, d) for k, d in COLUMNS]
+    """``results``: (label, test) -> {seed: report["all"]}."""
+    rows = [[label, test, str(len(runs))]
+            + [mean_std(list(runs.values()), k, d) for k, d in COLUMNS]
             for (label, test), runs in results.items()]
     cost = [[label, f"{np.mean(m):.0f}"] for label, m in minutes.items()]
     seeds = " ".join(str(s) for s in a.seeds)
@@ -92,6 +130,12 @@ def write_doc(results: dict, minutes: dict, a) -> None:
         "over the training seeds (`runs`).\n\n"
         + table(["variant", "test set", "runs", "vertex mm", "chest mm", "waist mm", "hip mm",
                  "IoU front", "IoU side"], rows)
+        + "\n\nEach variant against the reference trained with the same seed: the change "
+        "in the mean of the chest, waist and hip MAE (mm, negative = better; the weight-given "
+        "rows against the reference without weight), per seed and its mean. The verdict is "
+        "\"better\" or \"worse\" when every seed agrees, else \"mixed\".\n\n"
+        + table(["variant", "test set", "seeds", "mean change mm", "per seed", "verdict"],
+                decision_rows(results))
         + "\n\nTraining time of front + side + fusion, minutes (mean over seeds; runs reused "
         "from `bench_realism.py` keep their time):\n\n" + table(["variant", "minutes"], cost)
         + f"\n{END}")
@@ -141,7 +185,7 @@ def main() -> None:
                                    sex_known=False, weight_known=weight_known)
                     write_json(rep_path, rep)
                 rep = json.loads(rep_path.read_text())
-                results.setdefault((v.label, test), []).append(rep["all"])
+                results.setdefault((v.label, test), {})[seed] = rep["all"]
     write_doc(results, minutes, a)
 
 
