@@ -34,7 +34,8 @@ def test_train_defaults_are_train_config():
     train = main.commands["train"]
     ctx = train.make_context("train", ["--stage", "front", "--data", "d", "--out", "o"])
     for name in ("epochs", "batch_size", "lr", "iou_weight", "iou_samples", "iou_size",
-                 "pca_init", "branch_mode", "branch_lr_scale", "augment", "seed", "max_steps"):
+                 "pca_init", "branch_mode", "branch_lr_scale", "augment", "seed", "max_steps",
+                 "parts", "weight_input", "pose_weight", "girth_weight", "girth_start"):
         assert ctx.params[name] == getattr(cfg, name), name
 
 
