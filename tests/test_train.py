@@ -76,6 +76,29 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(data, tmp_path, monkey
                     tmp_path / "killed", progress=False)
 
 
+def test_run_saved_before_the_v2_fields_resumes_with_them_off(data, tmp_path):
+    """An older run's checkpoint has no parts/weight/pose/girth fields: it trained with them
+    off, whatever today's defaults, so it resumes with them off and not with the defaults."""
+    from bodyshape.train import ADDED_OFF
+
+    root, model = data
+    d = StageData(root / "train", None, model)
+    old = dict(SMALL, **ADDED_OFF)
+    path = train_stage(TrainConfig(stage="front", epochs=1, **old), d, tmp_path / "run",
+                       progress=False)  # a finished run: rerunning it only checks the config
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    for k in ADDED_OFF:
+        del raw["train"]["config"][k]
+    torch.save(raw, path)
+    if TrainConfig(stage="front").girth_weight > 0:  # today's default differs: refused
+        with pytest.raises(ValueError, match="another config"):
+            train_stage(TrainConfig(stage="front", epochs=1, **SMALL), d, tmp_path / "run",
+                        progress=False)
+    again = load_checkpoint(train_stage(TrainConfig(stage="front", epochs=1, **old), d,
+                                        tmp_path / "run", progress=False))
+    assert again.train["epoch"] == 1
+
+
 def test_fusion_needs_the_right_branches(data, branches, tmp_path):
     root, model = data
     for mode in ("frozen", "lower"):
