@@ -71,20 +71,20 @@ def v1_checkpoint(path: Path | None, tmp: Path) -> Path:
     return out
 
 
-def girth_errors(body: BodyModel, pred: np.ndarray, true: np.ndarray) -> dict[str, np.ndarray]:
-    """(N, V, 3) predicted and true canonical meshes -> girth -> (N,) absolute error, mm."""
-    a = measure_bodies(pred, body.template).as_dicts()
-    b = measure_bodies(true, body.template).as_dicts()
-    return {g: np.array([abs(x[f"{g}_cm"] - y[f"{g}_cm"]) * 10 for x, y in zip(a, b)])
-            for g in GIRTHS}
+def girths_cm(body: BodyModel, meshes: np.ndarray) -> dict[str, np.ndarray]:
+    """(N, V, 3) canonical meshes -> girth -> (N,) ``measure.py`` value, cm."""
+    rows = measure_bodies(meshes, body.template).as_dicts()
+    return {g: np.array([r[f"{g}_cm"] for r in rows]) for g in GIRTHS}
 
 
-def score(body: BodyModel, pred: np.ndarray, true: np.ndarray, n_surface: int) -> dict:
-    """Girth MAE and mean surface error (mm) of predicted against true meshes."""
-    errs = girth_errors(body, pred, true)
+def score(body: BodyModel, pred: np.ndarray, true: np.ndarray, true_cm: dict,
+          n_surface: int) -> dict:
+    """Girth MAE and mean surface error (mm) of predicted against true meshes
+    (``true_cm``: ``girths_cm`` of ``true``, measured once per set)."""
+    got = girths_cm(body, pred)
     surf = [surface_error_mm(p, t, body.faces) for p, t in zip(pred[:n_surface],
                                                                  true[:n_surface])]
-    return {**{f"{g}_mm": float(errs[g].mean()) for g in GIRTHS},
+    return {**{f"{g}_mm": float(np.abs(got[g] - true_cm[g]).mean() * 10) for g in GIRTHS},
             "surface_mm": float(np.mean(surf))}
 
 
@@ -98,10 +98,11 @@ def evaluate_sets(ckpt_path: Path, body: BodyModel, data: dict[str, Path], a) ->
         rest = body.shape.decode(p.coeffs_pred.astype(np.float64))
         pred = np.stack([body.to_height(v, s)[0] for v, s in zip(rest, p.stature)])
         true = body.shape.decode(p.coeffs_true.astype(np.float64))
-        out[name] = score(body, pred, true, a.n_surface)
+        true_cm = girths_cm(body, true)
+        out[name] = score(body, pred, true, true_cm, a.n_surface)
         if not weight:
             out[f"{name}: height only"] = score(
-                body, height_only(body.shape, p.stature), true, a.n_surface)
+                body, height_only(body.shape, p.stature), true, true_cm, a.n_surface)
         logger.info("%s on %s: %s", ckpt_path.name, name, out[name])
     return out
 

@@ -1,10 +1,9 @@
 """Training stages: front, side, fusion (and the two-channel baseline).
 
 ``train_stage(config, data, out)`` trains one network on a finished synthetic dataset and
-writes ``out/checkpoint.pt`` (self-describing, see ``bodyshape.checkpoint``) after every
-epoch, plus ``out/history.csv`` and ``out/loss.png``. Rerunning the same call after a kill
-resumes from the last finished epoch (the per-epoch generators make the resumed run see the
-same batches as an uninterrupted one).
+writes ``out/checkpoint.pt`` (``bodyshape.checkpoint``) after every epoch, plus
+``out/history.csv`` and ``out/loss.png``. Rerunning the same call after a kill resumes from
+the last finished epoch, seeing the batches an uninterrupted run sees.
 
 Loss per batch: ``w_pca * pca_loss + w_mesh * mesh_loss + iou_weight * (1 - soft IoU)
 + pose_weight * pose_loss + girth_weight * girth_loss``, with (w_pca, w_mesh) from the epoch
@@ -20,9 +19,8 @@ landmarks), stature, sex (hidden for ``sex_dropout``), and for weight-aware netw
 body weight: the true mesh's volume x ``body.anthropometry.BODY_DENSITY_KG_M3`` plus
 self-report noise, hidden for ``weight_dropout``.
 
-Fusion reuses the trained front and side checkpoints as branches; ``branch_mode`` picks
-"frozen", "same" (same learning rate) or "lower" (``branch_lr_scale`` times the rate).
-"""
+Fusion reuses the front and side checkpoints as branches; ``branch_mode``: "frozen", "same"
+(same learning rate) or "lower" (``branch_lr_scale`` times the rate)."""
 
 from __future__ import annotations
 
@@ -59,12 +57,10 @@ STAGES = ("front", "side", "fusion", "two-channel")
 BRANCH_MODES = ("frozen", "same", "lower")
 
 
-#: Config fields added after runs were first saved, at the values those runs trained with
-#: (the features were off), for comparing an older run's config on resume: the defaults of
-#: some have since changed (docs/TRAINING.md, *Defaults*).
-ADDED_OFF = {"parts": False, "parts_dropout": 0.2, "weight_input": False,
-             "weight_dropout": 0.5, "pose_weight": 0.0, "girth_weight": 0.0,
-             "girth_start": 0.25}
+#: Fields added after runs were first saved, at the values those runs trained with (off),
+#: for checking an older run's config on resume: some defaults have changed since.
+ADDED_OFF = {"parts": False, "parts_dropout": 0.2, "weight_input": False, "weight_dropout": 0.5,
+             "pose_weight": 0.0, "girth_weight": 0.0, "girth_start": 0.25}
 
 
 @dataclass(frozen=True)
@@ -429,8 +425,7 @@ def train_stage(cfg: TrainConfig, data: StageData, out: str | os.PathLike,
     torch.manual_seed(cfg.seed)  # weight initialization (torch has no per-module generator)
     runner = _Runner(local, data.body, device)
     resume = load_checkpoint(ckpt_path) if ckpt_path.exists() else None
-    # A run saved before a config field existed ran with that feature off (``ADDED_OFF``);
-    # other missing fields had today's defaults.
+    # Fields missing from an older run: ``ADDED_OFF``, else today's defaults.
     if resume is not None and {**TrainConfig(cfg.stage).to_dict(), **ADDED_OFF,
                                **resume.train.get("config", {})} != cfg.to_dict():
         raise ValueError(f"{out} holds a run with another config; use another --out")
