@@ -30,8 +30,9 @@ def test_a_grid_camera_render_is_explained_exactly(body, view):
 
 
 def test_coarse_search_matches_the_full_mesh_search(body):
-    """On other bodies and poses the coarse search's answer is within 0.01 IoU of a search
-    that renders the full mesh through every camera, and never above it."""
+    """On other bodies and poses the coarse search's answer is within 0.02 IoU of a search
+    that renders the full mesh through every camera (the bound fitcheck's docs give), and
+    never above it."""
     rng = np.random.default_rng(0)
     k = body.shape.n_components
     for _ in range(3):
@@ -44,4 +45,4 @@ def test_coarse_search_matches_the_full_mesh_search(body):
         target = calibrate(silhouette(v, body.faces, cam, closed=True), SPEC).image
         fit = fit_view(body, rest, "front", target, SPEC)  # canonical A-pose against posed
         best = _full_mesh_search(body, rest, "front", target)
-        assert best - 0.01 <= fit.iou <= best + 1e-12
+        assert best - 0.02 <= fit.iou <= best + 1e-12

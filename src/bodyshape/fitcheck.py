@@ -9,7 +9,9 @@ reported with a prediction, and the camera is where ``refine.fit_silhouettes`` s
 The grid is searched with the coarse mesh (``shape.coarse``, ~1,200 vertices lying on the
 body's surface), and only its best ``N_FULL_RENDERS`` cameras render the full mesh, whose
 canvas and IoU are returned: projecting and rasterizing the full mesh for all six cameras
-was a third of a mask pair's prediction time (cProfile on ``Predictor``).
+was a third of a mask pair's prediction time (cProfile on ``Predictor``). The coarse
+silhouette ranks near-tied cameras differently at times, so the IoU found can fall short of
+a full search's by up to ~0.01 (tests/test_fitcheck.py allows 0.02).
 """
 
 from __future__ import annotations
