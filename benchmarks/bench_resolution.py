@@ -17,7 +17,7 @@ the data of the 128 px one (the calibration ratio printed by this script tells h
 
 Writes the section between ``<!-- resolution -->`` and ``<!-- /resolution -->`` of
 docs/ABLATIONS.md. Runs resume from ``--work``. Usage:
-python benchmarks/bench_resolution.py [--seeds 0 1 2] [--canvas 192]
+python benchmarks/bench_resolution.py [--seeds 0 1 2] [--canvas 192] [--workers 2]
 """
 
 from __future__ import annotations
@@ -52,9 +52,11 @@ BATCH = TrainConfig(stage="front").batch_size
 logger = logging.getLogger("bench_resolution")
 
 
-def make_data(model_path: Path, work: Path, n: int, test_n: int, canvas: int) -> dict:
+def make_data(model_path: Path, work: Path, n: int, test_n: int, canvas: int,
+              workers: int = 2) -> dict:
     """The realistic training set and both test sets on a ``canvas`` px canvas (same seeds
-    as the 128 px sets, so the same bodies, poses, cameras and garments)."""
+    as the 128 px sets, so the same bodies, poses, cameras and garments; the same bytes
+    for any number of ``workers``)."""
     realistic = dataclasses.replace(SynthSpec(sampling="per-sex"),
                                     calibration=CalibrationSpec(canvas, canvas))
     clean = dataclasses.replace(SynthSpec.clean(sampling="per-sex"),
@@ -62,9 +64,10 @@ def make_data(model_path: Path, work: Path, n: int, test_n: int, canvas: int) ->
     paths = {"realistic": work / f"data-realistic-{canvas}",
              "test-realistic": work / f"test-realistic-{canvas}",
              "test-clean": work / f"test-clean-{canvas}"}
-    write_dataset(model_path, paths["realistic"], n, 0, realistic, workers=2)
-    write_dataset(model_path, paths["test-realistic"], test_n, TEST_SEED, realistic, workers=2)
-    write_dataset(model_path, paths["test-clean"], test_n, TEST_SEED, clean, workers=2)
+    write_dataset(model_path, paths["realistic"], n, 0, realistic, workers=workers)
+    write_dataset(model_path, paths["test-realistic"], test_n, TEST_SEED, realistic,
+                  workers=workers)
+    write_dataset(model_path, paths["test-clean"], test_n, TEST_SEED, clean, workers=workers)
     return paths
 
 
@@ -106,10 +109,11 @@ def main() -> None:
     ap.add_argument("--canvas", type=int, default=192, help="the larger canvas, px")
     ap.add_argument("--calib-steps", type=int, default=60,
                     help="batches timed on each canvas for the time ratio")
+    ap.add_argument("--workers", type=int, default=2, help="processes making the data")
     a = ap.parse_args()
     work, model_path, body, base = budget_setup(a)
     paths128 = make_data_128(model_path, work, a.n, a.test_n)
-    big = make_data(model_path, work, a.n, a.test_n, a.canvas)
+    big = make_data(model_path, work, a.n, a.test_n, a.canvas, a.workers)
     ratio = time_ratio(paths128, big, body, a.calib_steps, work)
     steps = max(1, math.floor(math.ceil(a.n / BATCH) / ratio))  # 0 would mean "all"
     logger.info("time ratio %.2f: %d batches per epoch on the %d px canvas", ratio, steps,
