@@ -101,7 +101,9 @@ else a.model}` ({ck.spec.kind}), trained by `bash scripts/train_default.sh`; tes
 `{test.name}`: {al['n']} held-out pairs (seed 999, per-sex shapes, random poses and
 phone cameras{data_note}), true height given.
 
-Training (2 cores, CPU; `samples/s` counts training samples through the stage):
+Training (2 cores, CPU; `samples/s` counts training samples through the stage; minutes
+are the wall-clock time each checkpoint recorded per epoch, so a run that shared the machine
+with other work, or spanned several sittings, shows slower than a quiet one would):
 
 {table(["stage", "epochs", "minutes", "samples / s", "val vertex mm (last)"], rows)}
 
@@ -117,7 +119,8 @@ Height-only baseline (the mean body scaled to the true height):
 
 {markdown(rep["height_only"])}
 
-Goals:
+Goals of the first default network (the network v2 goals are in *Network v2 goals*,
+`benchmarks/bench_goals.py`):
 
 {table(["goal", "measured", ""], goals)}
 """
