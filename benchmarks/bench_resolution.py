@@ -12,8 +12,8 @@ after an untimed warm-up. Both are evaluated
 with the height given and the sex not given on the realistic (MediaPipe's measured errors)
 and clean test sets made at their own canvas.
 
-256 px is not run: on this 2-core machine an equal-time 256 px run sees under a third of
-the data of the 128 px one (the calibration ratio printed by this script tells how much).
+256 px is not run: at equal time a larger canvas sees fewer batches, and 192 px was
+already worse than 128 px in every seed (docs/ABLATIONS.md).
 
 Writes the section between ``<!-- resolution -->`` and ``<!-- /resolution -->`` of
 docs/ABLATIONS.md. Runs resume from ``--work``. Usage:
@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 from ablations import Variant, budget_arguments, budget_setup, run_variant, seeded
+from bench_netv2 import GIRTHS, verdict
 from bench_realism import TEST_SEED, mean_std, replace_block
 from bench_realism import make_data as make_data_128
 from report import ROOT, machine, table
@@ -144,6 +145,15 @@ def write_doc(results: dict, minutes: dict, ratio: float, steps: int, a) -> None
     rows = [[label, test, str(len(runs))] + [mean_std(runs, k, d) for k, d in COLUMNS]
             for (label, test), runs in results.items()]
     cost = [[label, f"{np.mean(m):.0f}"] for label, m in minutes.items()]
+    # Seed-paired: both canvases' runs are listed in the same seed order.
+    big, ref = f"{a.canvas} px", "128 px"
+    paired = []
+    for test in ("realistic", "clean"):
+        d = [float(np.mean([r[g] for g in GIRTHS]) - np.mean([q[g] for g in GIRTHS]))
+             for r, q in zip(results.get((big, test), []), results.get((ref, test), []))]
+        if d:
+            paired.append([test, str(len(d)), f"{np.mean(d):+.1f}",
+                           " ".join(f"{x:+.1f}" for x in d), verdict(d)])
     body = (
         f"{START}\n## Canvas resolution at equal training time\n\n"
         f"Produced by `python benchmarks/bench_resolution.py --n {a.n} --epochs-view "
@@ -158,6 +168,11 @@ def write_doc(results: dict, minutes: dict, ratio: float, steps: int, a) -> None
         "Cells: mean ± std over training seeds (`runs`).\n\n"
         + table(["canvas", "test set", "runs", "vertex mm", "chest mm", "waist mm", "hip mm",
                  "IoU front", "IoU side"], rows)
+        + f"\n\nThe {a.canvas} px runs against the 128 px ones of the same training seed: the "
+        "change in the mean of the chest, waist and hip MAE (mm, negative = "
+        f"{a.canvas} px better), per seed and its mean; the verdict is \"better\" or "
+        "\"worse\" when every seed agrees, else \"mixed\".\n\n"
+        + table(["test set", "seeds", "mean change mm", "per seed", "verdict"], paired)
         + "\n\nTraining minutes of front + side + fusion (mean over seeds; the load of the "
         "machine differed between runs, so these are indicative):\n\n"
         + table(["canvas", "minutes"], cost) + f"\n{END}")
