@@ -81,8 +81,13 @@ def paired(results: dict, label: str, test: str, ref_test: str) -> list[float]:
     """Per training seed: mean chest/waist/hip MAE of variant ``label`` on ``test`` minus
     the reference's on ``ref_test`` with the same seed (mm; negative = variant better)."""
     ref = dict(results.get((VARIANTS[0].label, ref_test), {}))
-    return [float(np.mean([run[g] for g in GIRTHS]) - np.mean([ref[seed][g] for g in GIRTHS]))
+    return [girth_change(run, ref[seed])
             for seed, run in results.get((label, test), {}).items() if seed in ref]
+
+
+def girth_change(run: dict, ref: dict) -> float:
+    """Mean chest/waist/hip MAE of report ``run`` minus that of ``ref`` (mm)."""
+    return float(np.mean([run[g] for g in GIRTHS]) - np.mean([ref[g] for g in GIRTHS]))
 
 
 def verdict(diffs: list[float]) -> str:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 from ablations import Variant, budget_arguments, budget_setup, run_variant, seeded
-from bench_netv2 import GIRTHS, verdict
+from bench_netv2 import girth_change, verdict
 from bench_realism import TEST_SEED, mean_std, replace_block
 from bench_realism import make_data as make_data_128
 from report import ROOT, machine, table
@@ -149,7 +149,7 @@ def write_doc(results: dict, minutes: dict, ratio: float, steps: int, a) -> None
     big, ref = f"{a.canvas} px", "128 px"
     paired = []
     for test in ("realistic", "clean"):
-        d = [float(np.mean([r[g] for g in GIRTHS]) - np.mean([q[g] for g in GIRTHS]))
+        d = [girth_change(r, q)
              for r, q in zip(results.get((big, test), []), results.get((ref, test), []))]
         if d:
             paired.append([test, str(len(d)), f"{np.mean(d):+.1f}",

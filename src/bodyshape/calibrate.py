@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from bodyshape.render.camera import Camera
+
 
 @dataclass(frozen=True)
 class CalibrationSpec:
@@ -75,6 +77,15 @@ class Calibrated:
         p = np.asarray(points, dtype=np.float64)
         sx = -self.scale if self.mirrored else self.scale
         return self.offset + p * np.array([sx, self.scale])
+
+    def canvas_camera(self, camera: Camera) -> Camera:
+        """``camera`` (of the frame this mask came from) composed with this map: a camera
+        that projects straight onto the canvas (mirror included)."""
+        sx = -self.scale if self.mirrored else self.scale
+        a = np.array([[sx, 0.0, self.offset[0]], [0.0, self.scale, self.offset[1]],
+                      [0.0, 0.0, 1.0]])
+        h, w = self.image.shape
+        return Camera(a @ camera.K, camera.R, camera.t, w, h)
 
     def to_frame(self, points: np.ndarray) -> np.ndarray:
         """Canvas pixel coordinates (..., 2) (x, y) -> frame pixel coordinates (..., 2)."""

@@ -71,25 +71,23 @@ def fit_view(body: BodyModel, vertices: np.ndarray, view: str, target: np.ndarra
     v = body.turn(vertices, yaw)
     coarse = to_coarse(v, body.coarse)
     target = target >= 0.5
-    scored = []  # (coarse IoU, grid index, camera)
-    for i, cam in enumerate(grid_cameras(v)):
+    scored = []  # (coarse IoU, camera), in grid order
+    for cam in grid_cameras(v):
         cal = _calibrated(coarse, body.coarse.faces, cam, spec)
         if cal is not None:
-            scored.append((mask_iou(cal.image >= 0.5, target), i, cam))
+            scored.append((mask_iou(cal.image >= 0.5, target), cam))
     best = None
     # The full mesh through the coarse search's best two cameras (near ties between the
-    # coarse and the full silhouette's choice are common), the better one kept.
-    for _, _, cam in sorted(scored, key=lambda x: (-x[0], x[1]))[:N_FULL_RENDERS]:
+    # coarse and the full silhouette's choice are common), the better one kept; the stable
+    # sort keeps grid order among equal IoUs.
+    for _, cam in sorted(scored, key=lambda x: -x[0])[:N_FULL_RENDERS]:
         cal = _calibrated(v, body.faces, cam, spec)
         if cal is None:
             continue
         canvas = cal.image >= 0.5
         iou = mask_iou(canvas, target)
         if best is None or iou > best.iou:
-            a = np.array([[cal.scale, 0.0, cal.offset[0]], [0.0, cal.scale, cal.offset[1]],
-                          [0.0, 0.0, 1.0]])
-            on_canvas = Camera(a @ cam.K, cam.R, cam.t, spec.canvas_width, spec.canvas_height)
-            best = Reprojection(canvas, iou, on_canvas, yaw)
+            best = Reprojection(canvas, iou, cal.canvas_camera(cam), yaw)
     if best is None:
         raise RuntimeError("the predicted mesh could not be rendered")
     return best
