@@ -300,8 +300,14 @@ def test_shipped_example_end_to_end(tmp_path):
     assert m["measurements"]["height_cm"] == pytest.approx(171.3, abs=0.2)
     assert 60 < m["measurements"]["chest_cm"] < 140
     assert m["quality"]["iou_front"] > 0.8 and m["quality"]["iou_side"] > 0.8
-    # The same measurements as before the body-model restructuring, to 0.1 cm.
+    # The same measurements as the shipped network gave when the pin was written, to 0.1 cm
+    # (tools/make_example_reference.py, rerun only when the shipped network changes).
+    from bodyshape.accuracy import weights_hash
+    from bodyshape.checkpoint import load_checkpoint
+
     ref = json.loads((root / "tests/data/example_measurements_reference.json").read_text())
+    assert ref["weights_sha256"] == weights_hash(load_checkpoint(DEFAULT_CHECKPOINT).model), \
+        "the pin is of another network: run tools/make_example_reference.py after retraining"
     for name, value in ref["measurements"].items():
         assert m["measurements"][name] == pytest.approx(value, abs=0.1), name
 

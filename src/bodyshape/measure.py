@@ -22,7 +22,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import ConvexHull, QhullError, cKDTree
 
 from bodyshape.body import anthropometry as anthro
-from bodyshape.body.anthropometry import THIGH_DROP, Section
+from bodyshape.body.anthropometry import Section
 from bodyshape.body.anthropometry import mesh_volume as mesh_volume_t
 from bodyshape.shape.template import Template
 
@@ -84,10 +84,13 @@ def slice_loops(vertices: np.ndarray, faces: np.ndarray, origin, normal) -> list
     # Only triangles that reach both sides of the plane can be cut: cutting just those (a few
     # hundred of ~27k) in _plane_segments gives the same segments several times faster.
     dist = (vertices - origin) @ normal  # (V,) signed distances
-    below, above = (dist <= 0)[faces], (dist >= 0)[faces]  # (F, 3) each
-    # (Column ORs: numpy's min/max over a length-3 axis is several times slower.)
-    faces = faces[(below[:, 0] | below[:, 1] | below[:, 2])
-                  & (above[:, 0] | above[:, 1] | above[:, 2])]
+    # Per vertex bit 1: on or below the plane, bit 2: on or above; a face is cut when its
+    # vertices' bits OR to 3. One (F, 3) gather of the codes costs half of gathering the two
+    # booleans (0.12 vs 0.22 ms per slice); column ORs, since numpy's reductions over a
+    # length-3 axis are several times slower.
+    code = (dist <= 0).view(np.uint8) | ((dist >= 0).view(np.uint8) << 1)
+    c = code[faces]  # (F, 3)
+    faces = faces[(c[:, 0] | c[:, 1] | c[:, 2]) == 3]
     if len(faces) == 0:
         return []
     segs = _plane_segments(vertices, faces, dist)  # (S, 2, 3)
