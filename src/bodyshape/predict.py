@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -285,8 +284,9 @@ class Predictor:
                 sex_code: int, weight: float | None) -> list[_Shape]:
         """The network's body for each side-view facing the side input allows
         (``ViewInput.facings``), the side view calibrated for that facing. One batched
-        forward pass: a mask pair has two facings, and two single passes cost ~1.4x one
-        pass of two (bench_predict's mask-pair latency)."""
+        forward pass: a mask pair has two facings, and two single passes took 1.15-1.3x as
+        long as one pass of two (ad-hoc A/B). Running the two fit checks in two threads
+        gained nothing: 54.0 against 53.8 ms a mask pair sequentially (ad-hoc A/B)."""
         side_cals = [calibrate(views[1].mask, self.spec, mirror=facing == "left")
                      for facing in views[1].facings]
         n = len(side_cals)
@@ -308,23 +308,16 @@ class Predictor:
         z = out.z.float().cpu().numpy().astype(np.float64)
         poses = (None if out.pose is None else
                  out.pose.float().cpu().numpy().astype(np.float64))
-        bodies = [self._body(zi * self.body.shape.std[: self.k], height) for zi in z]
-
-        def side_fit(i: int) -> Reprojection:
-            return fit_view(self.body, bodies[i][0], "side", side_cals[i].image, self.spec,
-                            None if poses is None else poses[i][1])
-
-        if n == 1:
-            fits = [side_fit(0)]
-        else:
-            # The facings' fit checks in two threads: the rasterizer releases the GIL, and
-            # a mask pair's two checks take ~20 % less wall time (bench_predict).
-            with ThreadPoolExecutor(n) as pool:
-                fits = list(pool.map(side_fit, range(n)))
-        return [_Shape(zi * self.body.shape.std[: self.k], verts, scale, cal, fit,
-                       None if poses is None else poses[i])
-                for i, (zi, (verts, scale), cal, fit) in enumerate(zip(z, bodies, side_cals,
-                                                                       fits))]
+        shapes = []
+        for i, side_cal in enumerate(side_cals):
+            pose = None if poses is None else poses[i]
+            coeffs = z[i] * self.body.shape.std[: self.k]
+            verts, scale = self._body(coeffs, height)
+            shapes.append(_Shape(coeffs, verts, scale, side_cal,
+                                 fit_view(self.body, verts, "side", side_cal.image,
+                                          self.spec, None if pose is None else pose[1]),
+                                 pose))
+        return shapes
 
     def _keypoint_start(self, front: ViewInput, cal: Calibrated) -> np.ndarray | None:
         """(2, P) radians: the rest pose with the front arms' abduction from the front

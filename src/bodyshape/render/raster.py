@@ -39,7 +39,7 @@ def _edge(ax, ay, bx, by, px, py):
     return -((ax - bx) * (py - by) - (ay - by) * (px - bx))
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True)
 def _rasterize(pix, faces, width, height, keep, out):
     # keep: 0 fills every triangle; +1 / -1 only those whose signed pixel-space area has
     # that sign (front faces of a closed mesh, see ``silhouette(closed=True)``).
