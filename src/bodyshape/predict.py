@@ -295,7 +295,7 @@ class Predictor:
         parts = [None, None]
         if self.ckpt.spec.inputs.parts and views[0].landmarks is not None:
             parts[0] = torch.from_numpy(parts_from_landmarks(front, views[0].landmarks)[None]
-                                        ).expand(n, *([-1] * 3))
+                                        ).expand(n, -1, -1, -1)
         if self.ckpt.spec.inputs.parts and views[1].landmarks is not None:
             parts[1] = torch.from_numpy(np.stack([parts_from_landmarks(c, views[1].landmarks)
                                                   for c in side_cals]))
